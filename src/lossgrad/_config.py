@@ -1,0 +1,75 @@
+"""Global switches, in the spirit of scikit-learn's ``set_config``.
+
+``assume_valid=True`` skips the input checks (finiteness, label and probability
+domains, sample-weight sign) that every public loss method runs by default.  Use
+it in a hot loop whose inputs you have already validated::
+
+    with lossgrad.config_context(assume_valid=True):
+        for _ in range(1000):
+            g = loss.grad(y, f)
+
+Shape and dtype checks stay on: they cost nothing and prevent silent broadcasting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+__all__ = ["Config", "get_config", "set_config", "config_context"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """The active configuration.
+
+    Attributes
+    ----------
+    assume_valid:
+        Skip the data checks (NaN/inf, label domains, weights >= 0).
+    use_kernels:
+        Let NumPy inputs above ``kernel_threshold`` elements go through the fused
+        compiled kernels (when a loss has them).
+    kernel_threshold:
+        Smallest number of elements for which a fused kernel is used.
+    """
+
+    assume_valid: bool = False
+    use_kernels: bool = True
+    kernel_threshold: int = 50_000
+
+
+_CONFIG: contextvars.ContextVar[Config] = contextvars.ContextVar("lossgrad_config", default=Config())
+
+
+def get_config() -> Config:
+    """Return the configuration in force in this context."""
+    return _CONFIG.get()
+
+
+def set_config(**changes: object) -> Config:
+    """Change the configuration for this context; returns the new one."""
+    _check_keys(changes)
+    new = replace(_CONFIG.get(), **changes)
+    _CONFIG.set(new)
+    return new
+
+
+@contextlib.contextmanager
+def config_context(**changes: object) -> Iterator[Config]:
+    """Temporarily change the configuration inside a ``with`` block."""
+    _check_keys(changes)
+    token = _CONFIG.set(replace(_CONFIG.get(), **changes))
+    try:
+        yield _CONFIG.get()
+    finally:
+        _CONFIG.reset(token)
+
+
+def _check_keys(changes: dict[str, object]) -> None:
+    known = set(Config.__dataclass_fields__)
+    unknown = set(changes) - known
+    if unknown:
+        raise TypeError(f"unknown configuration option(s) {sorted(unknown)}; known: {sorted(known)}")

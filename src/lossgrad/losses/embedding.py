@@ -1,0 +1,3 @@
+"""Losses of the embedding family (being written)."""
+
+__all__: list[str] = []

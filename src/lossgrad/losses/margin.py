@@ -1,0 +1,3 @@
+"""Losses of the margin family (being written)."""
+
+__all__: list[str] = []

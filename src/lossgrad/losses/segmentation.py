@@ -1,0 +1,3 @@
+"""Losses of the segmentation family (being written)."""
+
+__all__: list[str] = []
