@@ -1,0 +1,12 @@
+"""scikit-learn-compatible estimators trained with any loss of the catalog.
+
+``LinearRegressor``, ``LinearClassifier`` (binary), ``SoftmaxClassifier`` (multi-class);
+solvers ``newton`` (exact Hessians), ``lbfgs``, ``proximal`` (L1) and the first-order
+optimizers of :mod:`lossgrad.optim`.
+"""
+
+from ._linear import LinearClassifier, LinearRegressor
+from ._softmax import SoftmaxClassifier
+from ._solvers import FitWarning
+
+__all__ = ["LinearRegressor", "LinearClassifier", "SoftmaxClassifier", "FitWarning"]

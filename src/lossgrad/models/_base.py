@@ -1,0 +1,107 @@
+"""Shared machinery of the linear estimators: parameter checks, loss resolution, fitting."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from .._core import Loss
+from .._registry import get
+from ._objective import LinearObjective
+from ._solvers import SOLVERS, FitWarning, solve
+
+__all__ = ["LinearBase"]
+
+
+class LinearBase(BaseEstimator):
+    """Common constructor arguments and the fit routine of the linear models."""
+
+    _default_loss = "squared_error"
+
+    def __init__(self, loss: Any = None, *, alpha: float = 0.0, l1_ratio: float = 0.0, fit_intercept: bool = True,
+                 solver: str = "auto", max_iter: int = 500, tol: float = 1e-10, learning_rate: float = 0.1):
+        self.loss = loss
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.learning_rate = learning_rate
+
+    # ------------------------------------------------------------ helpers
+    def _resolve_loss(self, shape: str) -> Loss:
+        spec = self._default_loss if self.loss is None else self.loss
+        loss = get(spec) if isinstance(spec, str) else spec
+        if not isinstance(loss, Loss):
+            raise TypeError(f"loss must be a lossgrad loss or a catalog name, got {spec!r}")
+        if loss.shape.value != shape:
+            raise ValueError(f"{type(self).__name__} needs a {shape} loss; {loss.name!r} is a {loss.shape.value} loss")
+        if not loss.props.has_grad:
+            raise ValueError(f"loss {loss.name!r} has no gradient and cannot be trained")
+        return loss
+
+    def _check_params(self) -> None:
+        if not (isinstance(self.alpha, numbers.Real) and self.alpha >= 0 and np.isfinite(self.alpha)):
+            raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
+        if not (isinstance(self.l1_ratio, numbers.Real) and 0 <= self.l1_ratio <= 1):
+            raise ValueError(f"l1_ratio must lie in [0, 1], got {self.l1_ratio!r}")
+        if not (isinstance(self.max_iter, numbers.Integral) and self.max_iter >= 1):
+            raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
+        if not (isinstance(self.tol, numbers.Real) and self.tol > 0):
+            raise ValueError(f"tol must be > 0, got {self.tol!r}")
+        if not isinstance(self.solver, str):
+            raise ValueError(f"solver must be a string, got {self.solver!r}")
+
+    def _pick_solver(self, loss: Loss) -> str:
+        l1 = self.alpha * self.l1_ratio > 0
+        props = loss.props
+        solver = self.solver
+        if solver == "auto":
+            if l1:
+                return "proximal"
+            return "newton" if props.has_hess and props.convex and props.differentiability >= 1 else "lbfgs"
+        if solver in ("newton", "lbfgs") and l1:
+            raise ValueError(f"solver={solver!r} cannot handle the L1 penalty (alpha * l1_ratio > 0); use solver='proximal'")
+        if solver == "newton":
+            if not props.has_hess:
+                raise ValueError(f"solver='newton' needs a Hessian; loss {loss.name!r} declares none")
+            if not props.convex:
+                warnings.warn(f"loss {loss.name!r} is not convex: Newton's method may stop at a saddle or a local "
+                              "minimum; a first-order solver is safer", FitWarning, stacklevel=3)
+        elif solver not in SOLVERS:
+            from .. import optim
+
+            if not callable(getattr(optim, solver, None)):
+                raise ValueError(f"solver must be 'auto', one of {SOLVERS} or an optimizer of lossgrad.optim "
+                                 f"(sgd, momentum, adam, ...); got {solver!r}")
+        return solver
+
+    def _fit_objective(self, loss: Loss, X: np.ndarray, y: Any, sample_weight: Any, n_outputs: int | None) -> np.ndarray:
+        sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        if not np.sum(sw) > 0:
+            raise ValueError("sample_weight sums to zero")
+        solver = self._pick_solver(loss)
+        obj = LinearObjective(loss, X, y, sw, float(self.alpha), float(self.l1_ratio), self.fit_intercept, n_outputs)
+        theta0 = np.zeros(obj.size)
+        theta, n_iter, converged = solve(obj, solver, theta0, tol=self.tol, max_iter=self.max_iter,
+                                         learning_rate=self.learning_rate)
+        if not converged:
+            warnings.warn(f"solver {solver!r} stopped after {n_iter} iterations without reaching tol={self.tol}",
+                          FitWarning, stacklevel=3)
+        self.solver_, self.n_iter_, self.converged_, self.loss_ = solver, n_iter, converged, loss
+        self.objective_ = obj.value(theta)
+        return theta
+
+    def _validate_fit_data(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        return validate_data(self, X, y, dtype=np.float64, y_numeric=False)
+
+    def _decision(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "coef_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return X @ self.coef_ + self.intercept_

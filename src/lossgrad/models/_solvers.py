@@ -1,0 +1,120 @@
+"""Solvers for :class:`LinearObjective`: Newton (exact Hessian), L-BFGS, proximal gradient, first-order.
+
+* ``newton``: pointwise losses solve H d = -g with the exact Hessian and backtrack
+  (Armijo); row losses use SciPy's trust-region Newton-CG with the exact Hessian-vector
+  product.  Quadratic convergence for smooth, strictly convex objectives.
+* ``lbfgs``: SciPy L-BFGS-B on the smooth objective.
+* ``proximal``: FISTA (Beck & Teboulle 2009) with backtracking; handles the L1 term
+  exactly by soft-thresholding.  The only solver for l1_ratio > 0.
+* any optimizer of :mod:`lossgrad.optim` (``sgd``, ``adam``, ...): full-batch first-order
+  steps with ``learning_rate`` for ``max_iter`` iterations.
+"""
+
+from __future__ import annotations
+
+
+from typing import Any
+
+import numpy as np
+from scipy import linalg, optimize
+
+from .._validation import LossgradWarning
+
+__all__ = ["solve", "SOLVERS", "FitWarning"]
+
+SOLVERS = ("newton", "lbfgs", "proximal")
+
+
+class FitWarning(LossgradWarning):
+    """A solver stopped before its tolerance, or was used outside its guarantees."""
+
+
+def solve(obj, solver: str, theta0: np.ndarray, *, tol: float, max_iter: int, learning_rate: float) -> tuple[np.ndarray, int, bool]:
+    """Minimise ``obj`` from ``theta0``; returns (theta, iterations, converged)."""
+    if solver == "newton":
+        return _newton(obj, theta0, tol, max_iter)
+    if solver == "lbfgs":
+        return _lbfgs(obj, theta0, tol, max_iter)
+    if solver == "proximal":
+        return _fista(obj, theta0, tol, max_iter)
+    return _first_order(obj, solver, theta0, tol, max_iter, learning_rate)
+
+
+def _newton(obj, theta: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarray, int, bool]:
+    if obj.n_outputs is not None:
+        res = optimize.minimize(
+            obj.smooth_value_grad, theta, jac=True, hessp=obj.hessp, method="trust-ncg",
+            options={"gtol": tol, "maxiter": max_iter},
+        )
+        return res.x, int(res.nit), bool(res.success)
+    value, grad = obj.smooth_value_grad(theta)
+    for it in range(1, max_iter + 1):
+        if np.max(np.abs(grad)) <= tol:
+            return theta, it - 1, True
+        # The minimum-norm Newton step: exact when H is singular (more features than
+        # samples, unpenalised), where it leads to the minimum-norm minimiser.
+        step = -linalg.lstsq(obj.hessian(theta), grad, lapack_driver="gelsd")[0]
+        slope = float(grad @ step)
+        if not slope < 0:  # not a descent direction (non-convex region): fall back to the gradient
+            step, slope = -grad, -float(grad @ grad)
+        t = 1.0
+        while True:
+            new_value, new_grad = obj.smooth_value_grad(theta + t * step)
+            if new_value <= value + 1e-4 * t * slope or t < 1e-12:
+                break
+            t *= 0.5
+        if t < 1e-12:
+            return theta, it, bool(np.max(np.abs(grad)) <= 10 * tol)
+        theta, value, grad = theta + t * step, new_value, new_grad
+    return theta, max_iter, bool(np.max(np.abs(grad)) <= tol)
+
+
+def _lbfgs(obj, theta: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarray, int, bool]:
+    res = optimize.minimize(
+        obj.smooth_value_grad, theta, jac=True, method="L-BFGS-B",
+        options={"gtol": tol, "ftol": 64 * np.finfo(float).eps, "maxiter": max_iter, "maxcor": 30},
+    )
+    return res.x, int(res.nit), bool(res.success)
+
+
+def _fista(obj, theta: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarray, int, bool]:
+    """Accelerated proximal gradient with backtracking on the smooth part."""
+    L = obj.lipschitz_bound() or 1.0
+    x, y, t = theta.copy(), theta.copy(), 1.0
+    for it in range(1, max_iter + 1):
+        fy, gy = obj.smooth_value_grad(y)
+        while True:
+            x_new = obj.prox_l1(y - gy / L, 1.0 / L)
+            d = x_new - y
+            if obj.smooth_value_grad(x_new)[0] <= fy + gy @ d + 0.5 * L * (d @ d) + 1e-15 * abs(fy):
+                break
+            L *= 2.0
+        t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
+        y = x_new + ((t - 1.0) / t_new) * (x_new - x)
+        if np.max(np.abs(x_new - x)) <= tol * max(1.0, np.max(np.abs(x_new))):
+            return x_new, it, True
+        if obj.value(x_new) > obj.value(x):  # restart momentum when the objective goes up
+            y, t_new = x_new.copy(), 1.0
+        x, t = x_new, t_new
+    return x, max_iter, False
+
+
+def _first_order(obj, solver: str, theta: np.ndarray, tol: float, max_iter: int, learning_rate: float):
+    from .. import optim
+
+    factory = getattr(optim, solver, None)
+    if factory is None or not callable(factory):
+        raise ValueError(f"solver must be one of {SOLVERS} or an optimizer of lossgrad.optim (sgd, adam, ...); got {solver!r}")
+    opt = factory(learning_rate=learning_rate)
+    state = opt.init(theta)
+    for it in range(1, max_iter + 1):
+        _, g = obj.smooth_value_grad(theta)
+        if obj.l1 > 0:
+            raise ValueError(f"solver={solver!r} cannot handle the L1 term; use solver='proximal'")
+        if np.max(np.abs(g)) <= tol:
+            return theta, it - 1, True
+        updates, state = opt.update(g, state, theta)
+        theta = optim.apply_updates(theta, updates)
+    return theta, max_iter, False
+
+

@@ -1,0 +1,127 @@
+"""Linear estimators against scikit-learn, with the penalty mapping stated per test.
+
+lossgrad's objective: sum(s L)/sum(s) + alpha (l1_ratio ||w||_1 + (1 - l1_ratio)/2 ||w||^2).
+* LogisticRegression(C) minimises ||w||^2/2 + C sum(logloss): alpha = 1 / (C n).
+* Ridge(alpha_r) minimises ||y - Xw||^2 + alpha_r ||w||^2; lossgrad's squared_error is r^2 (no 1/2),
+  so the mean objective times n gives alpha_r = n alpha / 2.
+* ElasticNet(a, l1_ratio) minimises ||y - Xw||^2/(2n) + a l1_ratio ||w||_1 + a (1-l1_ratio)/2 ||w||^2:
+  alpha = 2 a.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.linear_model import ElasticNet, LogisticRegression, Ridge
+from sklearn.utils.estimator_checks import check_estimator
+
+import lossgrad
+from lossgrad.models import FitWarning, LinearClassifier, LinearRegressor, SoftmaxClassifier
+
+RNG = np.random.default_rng(0)
+N, P = 300, 5
+X = RNG.normal(size=(N, P))
+BETA = np.array([1.0, -2.0, 0.5, 0.0, 1.0])
+Y_REG = X @ BETA + 0.3 + RNG.normal(size=N)
+Y_BIN = (X @ BETA + RNG.normal(size=N) > 0).astype(int)
+Y_MULTI = np.argmax(X[:, :3] + RNG.normal(scale=0.5, size=(N, 3)), axis=1)
+
+
+@pytest.mark.parametrize("solver", ["newton", "lbfgs"])
+def test_logistic_matches_sklearn(solver):
+    C = 0.7
+    sk = LogisticRegression(C=C, tol=1e-12, max_iter=10_000).fit(X, Y_BIN)
+    ours = LinearClassifier(alpha=1 / (C * N), solver=solver, tol=1e-11).fit(X, Y_BIN)
+    np.testing.assert_allclose(ours.coef_, sk.coef_[0], atol=1e-6)
+    np.testing.assert_allclose(ours.intercept_, sk.intercept_[0], atol=1e-6)
+    np.testing.assert_allclose(ours.predict_proba(X), sk.predict_proba(X), atol=1e-6)
+
+
+@pytest.mark.parametrize("solver", ["newton", "lbfgs"])
+def test_softmax_matches_multinomial_sklearn(solver):
+    C = 2.0
+    sk = LogisticRegression(C=C, tol=1e-12, max_iter=10_000).fit(X, Y_MULTI)
+    ours = SoftmaxClassifier(alpha=1 / (C * N), solver=solver, tol=1e-11).fit(X, Y_MULTI)
+    np.testing.assert_allclose(ours.coef_, sk.coef_, atol=1e-6)
+    np.testing.assert_allclose(ours.intercept_, sk.intercept_, atol=1e-6)
+    assert ours.cross_entropy_loss(X, Y_MULTI) == pytest.approx(
+        -np.mean(np.log(sk.predict_proba(X)[np.arange(N), Y_MULTI])), rel=1e-6
+    )
+
+
+def test_ridge_and_elasticnet():
+    a = 3.0
+    r = Ridge(alpha=a, tol=1e-14).fit(X, Y_REG)
+    o = LinearRegressor(alpha=2 * a / N).fit(X, Y_REG)
+    np.testing.assert_allclose(o.coef_, r.coef_, atol=1e-9)
+    e = ElasticNet(alpha=0.1, l1_ratio=0.7, tol=1e-14, max_iter=100_000).fit(X, Y_REG)
+    o = LinearRegressor(alpha=0.2, l1_ratio=0.7, tol=1e-12, max_iter=20_000).fit(X, Y_REG)
+    assert o.solver_ == "proximal"
+    np.testing.assert_allclose(o.coef_, e.coef_, atol=1e-6)
+    np.testing.assert_allclose(o.intercept_, e.intercept_, atol=1e-6)
+
+
+def test_l1_gives_sparsity():
+    dense = LinearRegressor(alpha=0.0).fit(X, Y_REG)
+    sparse = LinearRegressor(alpha=0.6, l1_ratio=1.0, max_iter=5000).fit(X, Y_REG)
+    assert np.sum(np.abs(sparse.coef_) < 1e-12) > np.sum(np.abs(dense.coef_) < 1e-12)
+
+
+def test_huber_regressor_resists_outliers():
+    y = Y_REG.copy()
+    y[:30] += 40
+    ls = LinearRegressor("squared_error").fit(X, y)
+    hub = LinearRegressor(lossgrad.Huber(delta=1.0)).fit(X, y)
+    assert np.abs(hub.coef_ - BETA).max() < np.abs(ls.coef_ - BETA).max()
+
+
+def test_first_order_solver_reaches_newton():
+    newton = LinearClassifier(alpha=0.01).fit(X, Y_BIN)
+    adam = LinearClassifier(alpha=0.01, solver="adam", learning_rate=0.05, max_iter=5000, tol=1e-9).fit(X, Y_BIN)
+    np.testing.assert_allclose(adam.coef_, newton.coef_, atol=1e-5)
+
+
+def test_nonconvex_loss_warns_with_newton():
+    with pytest.warns(FitWarning, match="not convex"):
+        LinearRegressor("cauchy", solver="newton").fit(X, Y_REG)
+
+
+def test_sample_weight_equals_repetition():
+    w = RNG.integers(1, 4, size=N)
+    a = LinearClassifier(alpha=0.01).fit(X, Y_BIN, sample_weight=w)
+    b = LinearClassifier(alpha=0.01).fit(np.repeat(X, w, axis=0), np.repeat(Y_BIN, w))
+    np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-9)
+
+
+def test_bad_input():
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        LinearRegressor().fit(Xn, Y_REG)
+    with pytest.raises(ValueError, match="exactly 2"):
+        LinearClassifier().fit(X, np.zeros(N))
+    with pytest.raises(ValueError, match="single class"):
+        SoftmaxClassifier().fit(X, np.zeros(N))
+    with pytest.raises(ValueError, match="unknown loss name"):
+        LinearRegressor("hubr").fit(X, Y_REG)
+    with pytest.raises(ValueError, match="row loss"):
+        SoftmaxClassifier("huber").fit(X, Y_MULTI)
+    with pytest.raises(ValueError, match="L1"):
+        LinearRegressor(alpha=1.0, l1_ratio=0.5, solver="newton").fit(X, Y_REG)
+    with pytest.raises(ValueError, match="y_true"):
+        LinearRegressor("poisson").fit(X, Y_REG)  # negative targets for a Poisson deviance
+    with pytest.raises(ValueError, match="solver"):
+        LinearRegressor(solver="magic").fit(X, Y_REG)
+    with pytest.raises(AttributeError, match="log-odds"):
+        LinearClassifier("hinge").fit(X, Y_BIN).predict_proba(X)
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [LinearRegressor(), LinearRegressor("huber"), LinearClassifier(), LinearClassifier("hinge", alpha=0.01), SoftmaxClassifier()],
+    ids=lambda e: f"{type(e).__name__}({e.loss})",
+)
+def test_check_estimator(estimator):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        check_estimator(estimator)
