@@ -43,8 +43,9 @@ class Kink:
 
     ``order`` is the lowest derivative that is discontinuous there: 1 means the
     gradient jumps (a corner of the value), 2 means the Hessian jumps (or is
-    infinite) while the gradient stays continuous.  ``side`` says which
-    one-sided value ``grad`` (order 1) or ``hess`` (order 2) returns at the point.
+    infinite) while the gradient stays continuous; 0 means the value itself jumps.
+    ``side`` says which one-sided value ``value`` (order 0), ``grad`` (order 1) or
+    ``hess`` (order 2) returns at the point.
     """
 
     at: float
