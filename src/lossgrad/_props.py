@@ -69,8 +69,10 @@ class Props:
         Modulus m >= 0 with hess >= m everywhere (0.0: not strongly convex).
     lipschitz:
         sup |grad| over the domain, or ``None`` where the gradient is unbounded.
+        Row losses: the sup of the l2 norm of a row's gradient, over every K.
     smoothness:
-        Lipschitz constant of the gradient, sup |hess|, or ``None``.
+        Lipschitz constant of the gradient, sup |hess|, or ``None``.  Row losses: the
+        sup of the spectral norm of a row's Hessian, over every K.
     differentiability:
         -1 discontinuous value, 0 continuous with kinks, 1 continuously
         differentiable (the Hessian may jump), 2 twice continuously differentiable.

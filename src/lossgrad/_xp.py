@@ -24,6 +24,7 @@ __all__ = [
     "sigmoid",
     "logsumexp",
     "xlogy",
+    "erf",
     "ndtr",
     "normal_pdf",
     "safe_divide",
@@ -86,29 +87,38 @@ def safe_divide(xp: Any, num: Array, den: Array, at_zero: Array | float) -> Arra
     return xp.where(zero, at_zero, quotient)
 
 
+def erf(xp: Any, x: Array) -> Array:
+    """The error function, through each library's own special function."""
+    return _special(xp, "erf", x)
+
+
 def ndtr(xp: Any, x: Array) -> Array:
     """The standard normal CDF, through each library's own special function."""
+    return _special(xp, "ndtr", x)
+
+
+def _special(xp: Any, name: str, x: Array) -> Array:
+    """scipy.special-style function ``name`` in the namespace of ``x`` (not in the array API standard)."""
     if array_api_compat.is_numpy_namespace(xp):
         import scipy.special
 
-        return xp.asarray(scipy.special.ndtr(x))
+        return xp.asarray(getattr(scipy.special, name)(x))
     if array_api_compat.is_torch_namespace(xp):
         import torch
 
-        return torch.special.ndtr(x)
+        return getattr(torch.special, name)(x)
     if array_api_compat.is_jax_namespace(xp):
         import jax.scipy.special
 
-        return jax.scipy.special.ndtr(x)
+        return getattr(jax.scipy.special, name)(x)
     if array_api_compat.is_cupy_namespace(xp):
         import cupyx.scipy.special
 
-        return cupyx.scipy.special.ndtr(x)
-    # Generic fallback: erfc is not in the standard, use the identity through tanh-free erf
-    # approximations only as a last resort via NumPy on host.
+        return getattr(cupyx.scipy.special, name)(x)
+    # Last resort for other namespaces: evaluate on the host with SciPy.
     import scipy.special
 
-    return xp.asarray(scipy.special.ndtr(np.asarray(x)))
+    return xp.asarray(getattr(scipy.special, name)(np.asarray(x)))
 
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)

@@ -25,6 +25,7 @@ from .._registry import register
 __all__ = ["Quantile", "Expectile", "HuberQuantile", "SmoothedQuantile"]
 
 _INF = math.inf
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
 
@@ -278,13 +279,15 @@ class SmoothedQuantile(ResidualLoss):
     def _rho(self, xp, r):
         t = r / self.h
         if self._gaussian:
-            return -r * (self.tau - _xp.ndtr(xp, t)) + self.h * _xp.normal_pdf(xp, t)
+            return r * self._psi(xp, r) + self.h * _xp.normal_pdf(xp, t)
         return (1.0 - self.tau) * r + self.h * _xp.softplus(xp, -t)
 
     def _psi(self, xp, r):
+        # F(t) - tau written as (F(t) - 1/2) + (1/2 - tau), with F(t) - 1/2 = erf(t/sqrt 2)/2
+        # or tanh(t/2)/2: no cancellation near r = 0 (exact when tau = 1/2).
         t = r / self.h
-        cdf = _xp.ndtr(xp, t) if self._gaussian else _xp.sigmoid(xp, t)
-        return cdf - self.tau
+        centred = 0.5 * (_xp.erf(xp, t * _INV_SQRT2) if self._gaussian else xp.tanh(0.5 * t))
+        return centred + (0.5 - self.tau)
 
     def _dpsi(self, xp, r):
         t = r / self.h

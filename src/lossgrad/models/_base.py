@@ -23,7 +23,7 @@ class LinearBase(BaseEstimator):
 
     _default_loss = "squared_error"
 
-    def __init__(self, loss: Any = None, *, alpha: float = 0.0, l1_ratio: float = 0.0, fit_intercept: bool = True,
+    def __init__(self, loss: Any = None, *, alpha: float | None = None, l1_ratio: float = 0.0, fit_intercept: bool = True,
                  solver: str = "auto", max_iter: int = 500, tol: float = 1e-10, learning_rate: float = 0.1):
         self.loss = loss
         self.alpha = alpha
@@ -46,8 +46,17 @@ class LinearBase(BaseEstimator):
             raise ValueError(f"loss {loss.name!r} has no gradient and cannot be trained")
         return loss
 
+    #: alpha used when the constructor gets None: 0 for regression; classifiers use a small
+    #: ridge (1e-4, as scikit-learn's SGDClassifier) because an unpenalised classification loss
+    #: has no minimiser on separable data (the weights diverge).
+    _default_alpha = 0.0
+
+    @property
+    def _alpha(self) -> float:
+        return self._default_alpha if self.alpha is None else self.alpha
+
     def _check_params(self) -> None:
-        if not (isinstance(self.alpha, numbers.Real) and self.alpha >= 0 and np.isfinite(self.alpha)):
+        if self.alpha is not None and not (isinstance(self.alpha, numbers.Real) and self.alpha >= 0 and np.isfinite(self.alpha)):
             raise ValueError(f"alpha must be a finite number >= 0, got {self.alpha!r}")
         if not (isinstance(self.l1_ratio, numbers.Real) and 0 <= self.l1_ratio <= 1):
             raise ValueError(f"l1_ratio must lie in [0, 1], got {self.l1_ratio!r}")
@@ -59,7 +68,7 @@ class LinearBase(BaseEstimator):
             raise ValueError(f"solver must be a string, got {self.solver!r}")
 
     def _pick_solver(self, loss: Loss) -> str:
-        l1 = self.alpha * self.l1_ratio > 0
+        l1 = self._alpha * self.l1_ratio > 0
         props = loss.props
         solver = self.solver
         if solver == "auto":
@@ -77,7 +86,7 @@ class LinearBase(BaseEstimator):
         elif solver not in SOLVERS:
             from .. import optim
 
-            if not callable(getattr(optim, solver, None)):
+            if solver not in optim.OPTIMIZERS:
                 raise ValueError(f"solver must be 'auto', one of {SOLVERS} or an optimizer of lossgrad.optim "
                                  f"(sgd, momentum, adam, ...); got {solver!r}")
         return solver
@@ -87,7 +96,7 @@ class LinearBase(BaseEstimator):
         if not np.sum(sw) > 0:
             raise ValueError("sample_weight sums to zero")
         solver = self._pick_solver(loss)
-        obj = LinearObjective(loss, X, y, sw, float(self.alpha), float(self.l1_ratio), self.fit_intercept, n_outputs)
+        obj = LinearObjective(loss, X, y, sw, float(self._alpha), float(self.l1_ratio), self.fit_intercept, n_outputs)
         theta0 = np.zeros(obj.size)
         theta, n_iter, converged = solve(obj, solver, theta0, tol=self.tol, max_iter=self.max_iter,
                                          learning_rate=self.learning_rate)

@@ -54,6 +54,7 @@ class LinearClassifier(ClassifierMixin, LinearBase):
     """
 
     _default_loss = "logistic"
+    _default_alpha = 1e-4
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LinearClassifier:
         self._check_params()

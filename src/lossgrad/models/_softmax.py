@@ -26,6 +26,7 @@ class SoftmaxClassifier(ClassifierMixin, LinearBase):
     """
 
     _default_loss = "cross_entropy"
+    _default_alpha = 1e-4
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> SoftmaxClassifier:
         self._check_params()
@@ -34,7 +35,7 @@ class SoftmaxClassifier(ClassifierMixin, LinearBase):
         check_classification_targets(y)
         self.classes_, labels = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
-            raise ValueError(f"y has a single class ({self.classes_[0]!r}); a classifier needs at least 2")
+            raise ValueError(f"y has 1 class only ({self.classes_[0]!r}); a classifier needs at least 2")
         K = len(self.classes_)
         theta = self._fit_objective(loss, X, labels.astype(np.int64), sample_weight, K)
         T = theta.reshape(-1, K)
@@ -45,23 +46,28 @@ class SoftmaxClassifier(ClassifierMixin, LinearBase):
 
     train = fit
 
-    def decision_function(self, X: Any) -> np.ndarray:
+    def _scores(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "coef_")
         from sklearn.utils.validation import validate_data
 
         X = validate_data(self, X, reset=False, dtype=np.float64)
         return X @ self.coef_.T + self.intercept_
 
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Class scores (n, K); for two classes the log-odds f_1 - f_0 (n,), as scikit-learn."""
+        F = self._scores(X)
+        return F[:, 1] - F[:, 0] if F.shape[1] == 2 else F
+
     def predict_proba(self, X: Any) -> np.ndarray:
-        F = self.decision_function(X)
+        F = self._scores(X)
         return np.exp(F - _xp.logsumexp(np, F, axis=1, keepdims=True))
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
-        F = self.decision_function(X)
+        F = self._scores(X)
         return F - _xp.logsumexp(np, F, axis=1, keepdims=True)
 
     def predict(self, X: Any) -> np.ndarray:
-        scores = self.decision_function(X)
+        scores = self._scores(X)
         return self.classes_[np.argmax(scores, axis=1)]
 
     def cross_entropy_loss(self, X: Any, y: Any) -> float:

@@ -102,8 +102,8 @@ def _fista(obj, theta: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarra
 def _first_order(obj, solver: str, theta: np.ndarray, tol: float, max_iter: int, learning_rate: float):
     from .. import optim
 
-    factory = getattr(optim, solver, None)
-    if factory is None or not callable(factory):
+    factory = optim.OPTIMIZERS.get(solver)
+    if factory is None:
         raise ValueError(f"solver must be one of {SOLVERS} or an optimizer of lossgrad.optim (sgd, adam, ...); got {solver!r}")
     opt = factory(learning_rate=learning_rate)
     state = opt.init(theta)
