@@ -382,7 +382,8 @@ class Scaled(Loss):
         if attr in {"value", "grad", "hess", "hess_diag", "hvp", "weight", "value_grad", "grad_hess", "value_grad_hess"}:
             method = getattr(self.loss, attr)
             return lambda *a, **kw: self._scale(method(*a, **kw))
-        if attr in {"_example_inputs", "_natural", "_from_natural", "inputs", "differentiable"}:
+        if attr in {"_example_inputs", "_extreme_inputs", "_natural", "_from_natural", "inputs",
+                    "differentiable", "has_hvp", "_optional_inputs"}:
             return getattr(self.loss, attr)
         raise AttributeError(attr)
 

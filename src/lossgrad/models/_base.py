@@ -98,13 +98,14 @@ class LinearBase(BaseEstimator):
         solver = self._pick_solver(loss)
         obj = LinearObjective(loss, X, y, sw, float(self._alpha), float(self.l1_ratio), self.fit_intercept, n_outputs)
         theta0 = np.zeros(obj.size)
-        theta, n_iter, converged = solve(obj, solver, theta0, tol=self.tol, max_iter=self.max_iter,
+        theta, n_iter, converged, history = solve(obj, solver, theta0, tol=self.tol, max_iter=self.max_iter,
                                          learning_rate=self.learning_rate)
         if not converged:
             warnings.warn(f"solver {solver!r} stopped after {n_iter} iterations without reaching tol={self.tol}",
                           FitWarning, stacklevel=3)
         self.solver_, self.n_iter_, self.converged_, self.loss_ = solver, n_iter, converged, loss
         self.objective_ = obj.value(theta)
+        self.loss_curve_ = history  # the objective J at each accepted iterate
         return theta
 
     def _validate_fit_data(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:

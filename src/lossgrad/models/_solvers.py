@@ -29,25 +29,46 @@ class FitWarning(LossgradWarning):
     """A solver stopped before its tolerance, or was used outside its guarantees."""
 
 
-def solve(obj, solver: str, theta0: np.ndarray, *, tol: float, max_iter: int, learning_rate: float) -> tuple[np.ndarray, int, bool]:
-    """Minimise ``obj`` from ``theta0``; returns (theta, iterations, converged)."""
+def solve(obj, solver: str, theta0: np.ndarray, *, tol: float, max_iter: int, learning_rate: float) -> tuple[np.ndarray, int, bool, list[float]]:
+    """Minimise ``obj`` from ``theta0``; returns (theta, iterations, converged, objective per iteration)."""
+    history: list[float] = []
+    recorder = _Recorder(obj, history)
     if solver == "newton":
-        return _newton(obj, theta0, tol, max_iter)
-    if solver == "lbfgs":
-        return _lbfgs(obj, theta0, tol, max_iter)
-    if solver == "proximal":
-        return _fista(obj, theta0, tol, max_iter)
-    return _first_order(obj, solver, theta0, tol, max_iter, learning_rate)
+        out = _newton(recorder, theta0, tol, max_iter)
+    elif solver == "lbfgs":
+        out = _lbfgs(recorder, theta0, tol, max_iter)
+    elif solver == "proximal":
+        out = _fista(recorder, theta0, tol, max_iter)
+    else:
+        out = _first_order(recorder, solver, theta0, tol, max_iter, learning_rate)
+    if not history or history[-1] != obj.value(out[0]):
+        history.append(obj.value(out[0]))
+    return (*out, history)
+
+
+class _Recorder:
+    """Wraps the objective and records J at every iterate the solver accepts (``accept``)."""
+
+    def __init__(self, obj, history: list[float]):
+        self._obj, self.history = obj, history
+
+    def __getattr__(self, name: str):
+        return getattr(self._obj, name)
+
+    def accept(self, theta: np.ndarray) -> None:
+        self.history.append(self._obj.value(theta))
 
 
 def _newton(obj, theta: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarray, int, bool]:
     if obj.n_outputs is not None:
+        obj.accept(theta)
         res = optimize.minimize(
             obj.smooth_value_grad, theta, jac=True, hessp=obj.hessp, method="trust-ncg",
-            options={"gtol": tol, "maxiter": max_iter},
+            options={"gtol": tol, "maxiter": max_iter}, callback=obj.accept,
         )
         return res.x, int(res.nit), bool(res.success)
     value, grad = obj.smooth_value_grad(theta)
+    obj.accept(theta)
     for it in range(1, max_iter + 1):
         if np.max(np.abs(grad)) <= tol:
             return theta, it - 1, True
@@ -66,12 +87,14 @@ def _newton(obj, theta: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarr
         if t < 1e-12:
             return theta, it, bool(np.max(np.abs(grad)) <= 10 * tol)
         theta, value, grad = theta + t * step, new_value, new_grad
+        obj.accept(theta)
     return theta, max_iter, bool(np.max(np.abs(grad)) <= tol)
 
 
 def _lbfgs(obj, theta: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarray, int, bool]:
+    obj.accept(theta)
     res = optimize.minimize(
-        obj.smooth_value_grad, theta, jac=True, method="L-BFGS-B",
+        obj.smooth_value_grad, theta, jac=True, method="L-BFGS-B", callback=obj.accept,
         options={"gtol": tol, "ftol": 64 * np.finfo(float).eps, "maxiter": max_iter, "maxcor": 30},
     )
     return res.x, int(res.nit), bool(res.success)
@@ -96,6 +119,7 @@ def _fista(obj, theta: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarra
         if obj.value(x_new) > obj.value(x):  # restart momentum when the objective goes up
             y, t_new = x_new.copy(), 1.0
         x, t = x_new, t_new
+        obj.accept(x)
     return x, max_iter, False
 
 
@@ -115,6 +139,7 @@ def _first_order(obj, solver: str, theta: np.ndarray, tol: float, max_iter: int,
             return theta, it - 1, True
         updates, state = opt.update(g, state, theta)
         theta = optim.apply_updates(theta, updates)
+        obj.accept(theta)
     return theta, max_iter, False
 
 
