@@ -18,6 +18,7 @@ from . import catalog  # noqa: E402,F401  list
 from . import show  # noqa: E402,F401  show
 from . import check  # noqa: E402,F401  check
 from . import demo  # noqa: E402,F401  demo
+from . import fit  # noqa: E402,F401  fit
 
 __all__ = ["app", "main"]
 

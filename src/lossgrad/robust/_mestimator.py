@@ -198,10 +198,10 @@ class MEstimator(RegressorMixin, BaseEstimator):
         lines = [
             f"M-estimation (IRLS): loss={self.loss_!r}, scale={self.scale!r} -> {self.scale_:.6g}, cov={self.cov}",
             f"n={self.nobs_}, df_resid={self.df_resid_}, iterations={self.n_iter_}, converged={self.converged_}",
-            f"{'':>10} {'coef':>12} {'std err':>12} {'z':>9} {'P>|z|':>8} {'[0.025':>12} {'0.975]':>12}",
+            f"{'':>10} {'coef':>11} {'std err':>10} {'z':>8} {'P>|z|':>6} {'[0.025':>11} {'0.975]':>11}",
         ]
         for name, b, se, zz, pv in zip(names, self.params_, self.bse_, z, pval):
-            lines.append(f"{name[:10]:>10} {b:12.6g} {se:12.6g} {zz:9.3f} {pv:8.3f} {b - q * se:12.6g} {b + q * se:12.6g}")
+            lines.append(f"{name[:10]:>10} {b:11.6g} {se:10.4g} {zz:8.3f} {pv:6.3f} {b - q * se:11.6g} {b + q * se:11.6g}")
         return "\n".join(lines)
 
     # ------------------------------------------------------------ checking
