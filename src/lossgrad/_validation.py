@@ -81,7 +81,7 @@ def as_target(y_true: Any, xp: Any, like: Any, name: str = "y_true", same_shape:
         raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
     if xp.isdtype(arr.dtype, "complex floating"):
         raise TypeError(f"{name} must be real, got dtype {arr.dtype}")
-    arr = xp.astype(arr, like.dtype if dtype is None else dtype)
+    arr = xp.astype(arr, like.dtype if dtype is None else dtype, copy=False)
     if same_shape and arr.shape != like.shape:
         if arr.ndim == 0:
             arr = xp.broadcast_to(arr, like.shape)

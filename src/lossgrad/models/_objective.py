@@ -75,6 +75,13 @@ class LinearObjective:
         value = float(np.sum(v)) / self.sw_total + 0.5 * self.l2 * float(np.sum(mask * theta * theta))
         return value, self._back(g) / self.sw_total + self.l2 * mask * theta
 
+    def smooth_value(self, theta: np.ndarray) -> float:
+        F = self.scores(theta)
+        with config_context(assume_valid=True):
+            v = self.loss.value(self.y, F, self.sw)
+        mask = self._penalty_mask()
+        return float(np.sum(v)) / self.sw_total + 0.5 * self.l2 * float(np.sum(mask * theta * theta))
+
     def l1_value(self, theta: np.ndarray) -> float:
         return self.l1 * float(np.sum(self._penalty_mask() * np.abs(theta)))
 
@@ -83,13 +90,30 @@ class LinearObjective:
 
     def hessian(self, theta: np.ndarray) -> np.ndarray:
         """The exact Hessian of the smooth part (pointwise losses)."""
+        return self.newton_system(theta)[2]
+
+    def newton_system(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """(smooth value, gradient, Hessian) from one pass over the scores (pointwise losses).
+
+        The Hessian X1^T diag(h) X1 is assembled from blocks (sum h, X^T h, X^T diag(h) X)
+        without copying X; the last block accumulates over row chunks that stay in cache.
+        """
         F = self.scores(theta)
         with config_context(assume_valid=True):
-            h = self.loss.hess(self.y, F, self.sw) / self.sw_total
-        X1 = np.c_[np.ones(len(F)), self.X] if self.fit_intercept else self.X
-        H = (X1 * h[:, None]).T @ X1
-        H[np.diag_indices_from(H)] += self.l2 * self._penalty_mask()
-        return H
+            v, g, h = self.loss.value_grad_hess(self.y, F, self.sw)
+        mask = self._penalty_mask()
+        value = float(np.sum(v)) / self.sw_total + 0.5 * self.l2 * float(np.sum(mask * theta * theta))
+        grad = self._back(g) / self.sw_total + self.l2 * mask * theta
+        h = h / self.sw_total
+        Hxx = _weighted_gram(self.X, h)
+        if self.fit_intercept:
+            xh = self.X.T @ h
+            H = np.empty((self.n_coef, self.n_coef))
+            H[0, 0], H[0, 1:], H[1:, 0], H[1:, 1:] = np.sum(h), xh, xh, Hxx
+        else:
+            H = Hxx
+        H[np.diag_indices_from(H)] += self.l2 * mask
+        return value, grad, H
 
     def hessp(self, theta: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Hessian-vector product of the smooth part (row losses), without forming the Hessian."""
@@ -114,3 +138,19 @@ class LinearObjective:
         w = self.sw / self.sw_total
         top = np.linalg.eigvalsh((X1 * w[:, None]).T @ X1)[-1]
         return float(beta * top + self.l2)
+
+
+_CHUNK = 65536
+
+
+def _weighted_gram(X: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """X^T diag(h) X accumulated over row chunks with one reused buffer (no n x p temporary)."""
+    n, p = X.shape
+    out = np.zeros((p, p))
+    buf = np.empty((min(_CHUNK, n), p))
+    for start in range(0, n, _CHUNK):
+        Xc = X[start : start + _CHUNK]
+        b = buf[: len(Xc)]
+        np.multiply(Xc, h[start : start + _CHUNK, None], out=b)
+        out += b.T @ Xc
+    return out

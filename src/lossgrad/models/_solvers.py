@@ -41,7 +41,7 @@ def solve(obj, solver: str, theta0: np.ndarray, *, tol: float, max_iter: int, le
         out = _fista(recorder, theta0, tol, max_iter)
     else:
         out = _first_order(recorder, solver, theta0, tol, max_iter, learning_rate)
-    if not history or history[-1] != obj.value(out[0]):
+    if not history:
         history.append(obj.value(out[0]))
     return (*out, history)
 
@@ -55,8 +55,12 @@ class _Recorder:
     def __getattr__(self, name: str):
         return getattr(self._obj, name)
 
-    def accept(self, theta: np.ndarray) -> None:
-        self.history.append(self._obj.value(theta))
+    def accept(self, theta: np.ndarray, smooth_value: float | None = None) -> None:
+        """Record J(theta); pass the smooth part's value when the solver already has it."""
+        if smooth_value is None:
+            self.history.append(self._obj.value(theta))
+        else:
+            self.history.append(smooth_value + self._obj.l1_value(theta))
 
 
 def _newton(obj, theta: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarray, int, bool]:
@@ -67,28 +71,26 @@ def _newton(obj, theta: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarr
             options={"gtol": tol, "maxiter": max_iter}, callback=obj.accept,
         )
         return res.x, int(res.nit), bool(res.success)
-    value, grad = obj.smooth_value_grad(theta)
-    obj.accept(theta)
     for it in range(1, max_iter + 1):
+        value, grad, H = obj.newton_system(theta)
+        if it == 1:
+            obj.accept(theta, value)
         if np.max(np.abs(grad)) <= tol:
             return theta, it - 1, True
         # The minimum-norm Newton step: exact when H is singular (more features than
         # samples, unpenalised), where it leads to the minimum-norm minimiser.
-        step = -linalg.lstsq(obj.hessian(theta), grad, lapack_driver="gelsd")[0]
+        step = -linalg.lstsq(H, grad, lapack_driver="gelsd")[0]
         slope = float(grad @ step)
         if not slope < 0:  # not a descent direction (non-convex region): fall back to the gradient
             step, slope = -grad, -float(grad @ grad)
         t = 1.0
-        while True:
-            new_value, new_grad = obj.smooth_value_grad(theta + t * step)
-            if new_value <= value + 1e-4 * t * slope or t < 1e-12:
-                break
+        while (trial := obj.smooth_value(theta + t * step)) > value + 1e-4 * t * slope:
             t *= 0.5
-        if t < 1e-12:
-            return theta, it, bool(np.max(np.abs(grad)) <= 10 * tol)
-        theta, value, grad = theta + t * step, new_value, new_grad
-        obj.accept(theta)
-    return theta, max_iter, bool(np.max(np.abs(grad)) <= tol)
+            if t < 1e-12:
+                return theta, it, bool(np.max(np.abs(grad)) <= 10 * tol)
+        theta = theta + t * step
+        obj.accept(theta, trial)
+    return theta, max_iter, bool(np.max(np.abs(obj.smooth_value_grad(theta)[1])) <= tol)
 
 
 def _lbfgs(obj, theta: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarray, int, bool]:
