@@ -14,6 +14,7 @@ multiplied by ``sample_weight``.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
 from dataclasses import dataclass
@@ -62,6 +63,14 @@ def _finish(x: Array, was_scalar: bool) -> Any:
     if was_scalar and isinstance(x, np.ndarray):
         return x[()]
     return x
+
+
+def _ieee_overflow(xp: Any) -> Any:
+    """NumPy: overflow to inf and underflow to 0 are the correct IEEE results of a formula
+    whose true value is infinite or tiny, so they raise no warning; invalid operations still do."""
+    if _xp.is_numpy(xp):
+        return np.errstate(over="ignore", under="ignore")
+    return contextlib.nullcontext()
 
 
 def _reduce(xp: Any, values: Array, weight_total: Array | None, reduction: Any, count: int | None = None) -> Any:
@@ -166,7 +175,8 @@ class PointwiseLoss(Loss):
         """The aggregated loss: weighted mean (default), sum, or the per-sample array."""
         reduction = Reduction.parse(reduction)
         xp, y, f, w, was_scalar = self._prepare(y_true, y_pred, sample_weight)
-        (v,) = self._evaluate(xp, y, f, ("value",))
+        with _ieee_overflow(xp):
+            (v,) = self._evaluate(xp, y, f, ("value",))
         if w is not None:
             v = v * w
         if reduction is Reduction.NONE:
@@ -179,7 +189,8 @@ class PointwiseLoss(Loss):
         if ("grad" in ops and not props.has_grad) or ("hess" in ops and not props.has_hess):
             raise NotDifferentiableError(f"{self.name} declares no derivatives (props.has_grad/has_hess are False)")
         xp, y, f, w, was_scalar = self._prepare(y_true, y_pred, sample_weight)
-        out = self._evaluate(xp, y, f, ops)
+        with _ieee_overflow(xp):
+            out = self._evaluate(xp, y, f, ops)
         if w is not None:
             out = tuple(o * w for o in out)
         return tuple(_finish(o, was_scalar) for o in out)
@@ -226,6 +237,21 @@ class PointwiseLoss(Loss):
     def _from_natural(self, y: np.ndarray, t: np.ndarray) -> np.ndarray:
         """The y_pred whose natural variable is t, for the given y_true."""
         return y + t
+
+
+def _fused_kernel(loss: PointwiseLoss, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
+    """The fused compiled kernel's result (:mod:`lossgrad.kernels`) for a large NumPy
+    y_pred while ``use_kernels`` is on, or None (then the reference runs)."""
+    if not isinstance(y_pred, np.ndarray) or y_pred.dtype not in (np.float32, np.float64):
+        return None
+    from ._config import get_config
+
+    config = get_config()
+    if not config.use_kernels or y_pred.size < config.kernel_threshold:
+        return None
+    from . import kernels
+
+    return kernels.evaluate_pointwise(loss, ops, y_true, y_pred, sample_weight)
 
 
 class ResidualLoss(PointwiseLoss):

@@ -1,0 +1,41 @@
+"""Shared test setup: JAX in float64, and registry-wide parametrization.
+
+Any test that takes an argument named ``pointwise_loss`` is run once per registered
+pointwise loss and parameter variant (``lossgrad.catalog(shape="pointwise")`` and each
+``entry.variants``), plus a ``Scaled`` wrapper (2.5 * loss) of every default instance,
+so losses added to the registry are covered without touching the tests.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("JAX_ENABLE_X64", "1")  # before any `import jax`
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import sys  # noqa: E402
+
+import lossgrad  # noqa: E402
+
+if "jax" in sys.modules:  # imported earlier by a plugin: switch it on explicitly
+    sys.modules["jax"].config.update("jax_enable_x64", True)
+
+
+def _params_id(params: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in params.items()) or "default"
+
+
+def pointwise_cases() -> list[tuple[str, object]]:
+    """(test id, loss instance) for every pointwise entry, variant and a scaled wrapper."""
+    cases = []
+    for entry in lossgrad.catalog(shape="pointwise"):
+        for params in entry.variants:
+            cases.append((f"{entry.name}[{_params_id(params)}]", entry.make(**params)))
+        cases.append((f"2.5*{entry.name}", 2.5 * entry.make()))
+    return cases
+
+
+def pytest_generate_tests(metafunc):
+    if "pointwise_loss" in metafunc.fixturenames:
+        cases = pointwise_cases()
+        metafunc.parametrize("pointwise_loss", [c[1] for c in cases], ids=[c[0] for c in cases])
