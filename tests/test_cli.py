@@ -259,3 +259,38 @@ def test_python_dash_m():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["formula"]["value"] == "r^2"
+
+
+# ------------------------------------------------------------------ demo figure, json, exit codes
+
+
+def test_demo_writes_the_loss_figure_with_lossgrad_plot(tmp_path):
+    res = run("demo", "--out", str(tmp_path))
+    assert res.exit_code == 0, res.output
+    png = tmp_path / "losses.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert "figure of L and L' (kinks marked)" in res.stdout
+
+
+def test_demo_json_and_default_figure(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = run("demo", "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["figure"] == "lossgrad-demo.png" and (tmp_path / "lossgrad-demo.png").stat().st_size > 5000
+    fits = {f["loss"]: f["theta"] for f in data["fits"]}
+    assert abs(fits["huber"] - data["true_slope"]) < abs(fits["squared_error"] - data["true_slope"])
+    assert all(v["passed"] for v in data["verification"]) and len(data["verification"]) == len(data["fits"])
+    res = run("demo", "--json", "--no-figure")
+    assert res.exit_code == 0 and json.loads(res.stdout)["figure"] is None
+
+
+def test_demo_unwritable_figure_exits_1(tmp_path):
+    res = run("demo", "--figure", str(tmp_path / "no" / "such" / "dir.png"))
+    assert res.exit_code == 1 and "could not write the figure" in res.stdout
+
+
+@pytest.mark.parametrize("command", ["list", "show", "check", "demo"])
+def test_help_documents_exit_codes(command):
+    res = run(command, "--help")
+    assert res.exit_code == 0 and "Exit codes: 0" in res.stdout

@@ -188,6 +188,9 @@ class PointwiseLoss(Loss):
         props = self.props
         if ("grad" in ops and not props.has_grad) or ("hess" in ops and not props.has_hess):
             raise NotDifferentiableError(f"{self.name} declares no derivatives (props.has_grad/has_hess are False)")
+        fused = _fused_kernel(self, ops, y_true, y_pred, sample_weight)
+        if fused is not None:
+            return fused
         xp, y, f, w, was_scalar = self._prepare(y_true, y_pred, sample_weight)
         with _ieee_overflow(xp):
             out = self._evaluate(xp, y, f, ops)

@@ -155,6 +155,9 @@ class RowLoss(Loss):
 
     # --- machinery --------------------------------------------------------
     def _compute(self, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any) -> tuple[Any, ...]:
+        fused = _fused_row_kernel(self, ops, y_true, y_pred, sample_weight)
+        if fused is not None:
+            return fused
         xp, t, f, w = self._prepare(y_true, y_pred, sample_weight)
         out = self._evaluate(xp, t, f, ops)
         if w is None:
@@ -214,7 +217,7 @@ class RowLoss(Loss):
         keep = None
         if ignore is not None:
             mask = y == ignore
-            if bool(xp.any(mask)):
+            if not check or bool(xp.any(mask)):  # no data-dependent branch when traced (jit)
                 keep = xp.astype(~mask, f.dtype)
         Y = _onehot(xp, y, k, f)  # an ignored (out-of-range) label gives a zero row
         if keep is not None:
@@ -286,6 +289,21 @@ class RowLoss(Loss):
     def _kink_gap(self, y: np.ndarray, f: np.ndarray) -> np.ndarray:
         """(N,) distance of each row to the nearest declared kink (inf for a smooth loss)."""
         return np.full(f.shape[0], np.inf)
+
+
+def _fused_row_kernel(loss: RowLoss, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
+    """The fused row kernel's result (:mod:`lossgrad.kernels`) for a large NumPy y_pred
+    while ``use_kernels`` is on, or None (then the reference runs)."""
+    if not isinstance(y_pred, np.ndarray) or y_pred.dtype not in (np.float32, np.float64):
+        return None
+    config = get_config()
+    if not config.use_kernels or y_pred.size < config.kernel_threshold:
+        return None
+    from . import kernels
+
+    if not kernels.row_kernel_supports(loss, ops):
+        return None
+    return kernels.evaluate_row(loss, ops, y_true, y_pred, sample_weight)
 
 
 def check_simplex_rows(xp: Any, p: Array, name: str) -> None:

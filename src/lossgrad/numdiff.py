@@ -43,7 +43,7 @@ finite difference formulas on arbitrarily spaced grids.
 
 >>> import numpy as np
 >>> from lossgrad import numdiff
->>> float(numdiff.derivative(np.sin, 0.5, method="complex")) - np.cos(0.5)
+>>> float(numdiff.derivative(np.sin, 0.5, method="complex") - np.cos(0.5))
 0.0
 """
 

@@ -19,6 +19,9 @@ from . import show  # noqa: E402,F401  show
 from . import check  # noqa: E402,F401  check
 from . import demo  # noqa: E402,F401  demo
 from . import fit  # noqa: E402,F401  fit
+from . import plot  # noqa: E402,F401  plot
+from . import derive  # noqa: E402,F401  derive
+from . import bench  # noqa: E402,F401  bench
 
 __all__ = ["app", "main"]
 

@@ -45,7 +45,8 @@ def catalog_rows(family: str | None = None, shape: str | None = None) -> list[di
     return rows
 
 
-@app.command("list", epilog="Example: lossgrad list --family robust   |   lossgrad list --json")
+@app.command("list", epilog=("Example: lossgrad list --family robust   |   lossgrad list --json"
+                             "\n\nExit codes: 0 listed; 2 usage error (unknown family or shape)."))
 def list_losses(
     family: str = typer.Option(None, "--family", "-f", help="Only this family (regression, robust, margin, ...)."),
     shape: str = typer.Option(None, "--shape", "-s", help="Only this shape: pointwise, row or batch."),

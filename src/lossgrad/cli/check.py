@@ -144,7 +144,9 @@ def print_results(con: Any, results: list[CheckResult]) -> None:
 
 @app.command(
     "check",
-    epilog="Example: lossgrad check huber logistic   |   lossgrad check --all-variants --json > report.json",
+    epilog=("Example: lossgrad check huber logistic   |   lossgrad check --all-variants --json > report.json"
+            "\n\nExit codes: 0 every loss passed; 1 a check failed (or verify raised); 2 usage error "
+            "(unknown loss name)."),
 )
 def check(
     names: list[str] = typer.Argument(None, help="Registered loss names (default: every registered loss)."),

@@ -103,17 +103,28 @@ def _fit_all(losses: list[tuple[str, Any]], x: np.ndarray, y: np.ndarray) -> lis
 
 @app.command(
     "demo",
-    epilog="Example: lossgrad demo   |   lossgrad demo --out results/   (writes demo.json and demo.png)",
+    epilog=("Example: lossgrad demo   |   lossgrad demo --out results/   (writes demo.json, demo.png, losses.png)"
+            "   |   lossgrad demo --json --no-figure\n\n"
+            "Exit codes: 0 every demo loss verified; 1 a verification failed or the figure could not be written."),
 )
 def demo(
-    out: Path = typer.Option(None, "--out", help="Also write the results (demo.json) and a figure (demo.png) here."),
+    out: Path = typer.Option(None, "--out", help="Write the results (demo.json) and the figures (demo.png, "
+                                                 "losses.png) to this folder."),
+    figure: Path = typer.Option(None, "--figure", help="Where to write the figure of L and L' of the demo losses "
+                                                       "(default: OUT/losses.png, or ./lossgrad-demo.png)."),
+    no_figure: bool = typer.Option(False, "--no-figure", help="Write no figure (unless --out is given)."),
     plots: bool = typer.Option(False, "--plots", help="Include the text plots of L, L', L'' in the cards."),
+    as_json: bool = typer.Option(False, "--json", help="Print the fits and the verification as JSON."),
 ) -> None:
-    """The tour: a few loss cards, their verification, and a one-parameter fit showing Huber resist outliers."""
+    """The tour: a few loss cards, their verification, and a one-parameter fit showing Huber resist outliers;
+    the figure of the losses and their derivatives is written to a file."""
     from .. import __version__
     from .._registry import catalog, entry
     from ..datasets import load_outliers
 
+    if as_json:
+        _demo_json(out, figure, no_figure)
+        return
     t_start = time.perf_counter()
     con = console()
     registered = {e.name for e in catalog()}
@@ -178,11 +189,68 @@ def demo(
         con.print(f"Tukey's biweight redescends (psi -> 0), ignoring gross outliers entirely: {tk.theta:.3f} "
                   f"(started from the absolute-error fit; it is not convex).", markup=False)
     elapsed = time.perf_counter() - t_start
-    con.print(f"\ndone in {elapsed:.1f} s. Next: `lossgrad list`, `lossgrad show huber`, `lossgrad check`.",
-              markup=False)
+    con.print(f"\ndone in {elapsed:.1f} s. Next: `lossgrad list`, `lossgrad show huber`, `lossgrad check`, "
+              "`lossgrad plot huber squared_error -o cmp.png`.", markup=False)
+    target = _figure_path(out, figure, no_figure)
+    if target is not None:
+        try:
+            _loss_figure(losses, target)
+        except OSError as exc:
+            con.print(f"could not write the figure {target}: {exc}", markup=False)
+            raise typer.Exit(1) from None
+        con.print(f"figure of L and L' (kinks marked): {target}", markup=False)
     if out is not None:
         _write(out, data, fits, results)
         con.print(f"wrote {out / 'demo.json'} and {out / 'demo.png'}", markup=False)
+    if not all(r.passed for r in results):
+        raise typer.Exit(1)
+
+
+def _figure_path(out: Path | None, figure: Path | None, no_figure: bool) -> Path | None:
+    if figure is not None:
+        return figure
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        return out / "losses.png"
+    return None if no_figure else Path("lossgrad-demo.png")
+
+
+def _loss_figure(losses: list[tuple[str, Any]], path: Path) -> None:
+    """L and L' of the demo losses with their kinks marked (:func:`lossgrad.plot.curves`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .. import plot
+
+    fig = plot.curves([loss for _, loss in losses], what=("value", "grad"), x_range=(-4.0, 4.0),
+                      title="The demo losses: L and its exact derivative L'")
+    fig.savefig(path, dpi=90)
+
+
+def _demo_json(out: Path | None, figure: Path | None, no_figure: bool) -> None:
+    """The demo's results as JSON on stdout (no tables): fits, verification, figure path."""
+    from .._registry import catalog, entry
+    from ..datasets import load_outliers
+    from ._app import dump_json
+
+    registered = {e.name for e in catalog()}
+    losses = [(n, entry(n).make()) for n in DEMO_LOSSES if n in registered]
+    results = run_checks(losses, progress=False)
+    data = load_outliers()
+    fits = _fit_all(losses, data.x, data.y)
+    target = _figure_path(out, figure, no_figure)
+    if target is not None:
+        try:
+            _loss_figure(losses, target)
+        except OSError:
+            raise typer.Exit(1) from None
+    if out is not None:
+        _write(out, data, fits, results)
+    dump_json({"true_slope": data.true_slope, "fits": [asdict(f) for f in fits],
+               "verification": [{"loss": r.label, "passed": r.passed, "failed": r.failed_checks} for r in results],
+               "figure": None if target is None else str(target)})
+    if not all(r.passed for r in results):
+        raise typer.Exit(1)
 
 
 def confirmed(loss: Any, report: Any) -> str:
@@ -222,12 +290,10 @@ def _write(out: Path, data: Any, fits: list[SlopeFit], results: list[Any]) -> No
     from ._app import jsonable
 
     (out / "demo.json").write_text(json.dumps(jsonable(payload), indent=2) + "\n")
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
     ax.scatter(data.x[~data.is_outlier], data.y[~data.is_outlier], s=8, c="0.6", label="inliers")
     ax.scatter(data.x[data.is_outlier], data.y[data.is_outlier], s=14, c="crimson", marker="x", label="outliers")
     grid = np.linspace(0.0, float(data.x.max()), 2)
@@ -239,4 +305,3 @@ def _write(out: Path, data: Any, fits: list[SlopeFit], results: list[Any]) -> No
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "demo.png", dpi=120)
-    plt.close(fig)

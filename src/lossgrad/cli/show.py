@@ -193,7 +193,8 @@ def print_plot(con: Any, loss: Any, *, y_true: float | None = None, xmin: float 
 
 @app.command(
     "show",
-    epilog="Example: lossgrad show huber --param delta=2   |   lossgrad show quantile -p tau=0.9 --json",
+    epilog=("Example: lossgrad show huber --param delta=2   |   lossgrad show quantile -p tau=0.9 --json"
+            "\n\nExit codes: 0 shown; 2 usage error (unknown loss name, unknown or invalid parameter)."),
 )
 def show(
     name: str = typer.Argument(..., help="A registered loss name (see `lossgrad list`)."),

@@ -1,0 +1,36 @@
+"""Suite B: softmax cross-entropy value+grad, lossgrad's row kernel vs the peers.
+
+    python benchmarks/bench_cross_entropy.py [--quick] [--repeat 5]
+
+(N, K) in {(2^18, 128), (65536, 1000), (4096, 32768)} (``--quick``: N divided by 16,
+3 repeats), float32 and float64, class-index targets.  Prints a Markdown table of median
+milliseconds, the best peer over lossgrad, and the share of the bandwidth floor (read
+the logits, write the gradient) at the copy rate measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+
+from lossgrad.kernels.bench import CE_SHAPES, copy_bandwidth, format_table, suite_cross_entropy
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="N / 16, 3 repeats")
+    ap.add_argument("--repeat", type=int, default=5)
+    a = ap.parse_args()
+    shapes = tuple((n // 16, k) for n, k in CE_SHAPES) if a.quick else CE_SHAPES
+    repeat = 3 if a.quick else a.repeat
+    bw = copy_bandwidth()
+    print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"copy bandwidth {bw / 1e9:.1f} GB/s (read + write)")
+    rows = suite_cross_entropy(shapes=shapes, repeat=repeat, log=lambda s: print(s, flush=True))
+    print()
+    print(format_table(rows, bw))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Dispatch of the row losses' public methods to the cross-entropy row kernel.
+
+:func:`evaluate_row` is the row counterpart of :func:`lossgrad.kernels.evaluate_pointwise`:
+``RowLoss._compute`` calls it for NumPy ``y_pred`` of at least ``kernel_threshold``
+elements (N K) while ``use_kernels`` is on, and runs the reference when it returns None.
+Served: :class:`lossgrad.CrossEntropy` with ``from_logits=True`` (every other option:
+class weights, ``ignore_index``, label smoothing, z-loss, labels or probability rows,
+``sample_weight``), for the ops value, grad and value+grad.  The Hessian, its diagonal
+and products, and the other row losses use the reference.
+
+Validation costs no extra pass over the logits: the kernel counts non-finite logits and
+invalid targets in its pass, and only when a count is non-zero are the reference checks
+run, which raise their own error.  The probability-row sum is tested in float64 at half
+the reference tolerance, so a row the kernel flags but the reference accepts falls back
+to the reference (never a different answer).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import _validation as V
+from .._config import get_config
+from ._cross_entropy import cross_entropy_value_grad
+
+__all__ = ["evaluate_row", "row_kernel_supports"]
+
+
+def row_kernel_supports(loss: Any, ops: tuple[str, ...]) -> bool:
+    """Whether :func:`evaluate_row` serves ``ops`` of ``loss``."""
+    from ..losses.multiclass import CrossEntropy
+
+    return type(loss) is CrossEntropy and loss.from_logits and set(ops) <= {"value", "grad"}
+
+
+def evaluate_row(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any) -> tuple | None:
+    """The fused row kernel's result of ``loss``'s ``ops``, or None (then the reference runs)."""
+    if not row_kernel_supports(loss, ops):
+        return None
+    xp, f, _ = V.as_prediction(y_pred, name="y_pred")
+    if not isinstance(f, np.ndarray) or f.dtype not in (np.float32, np.float64) or f.ndim != 2:
+        return None
+    n, k = f.shape
+    y = V.as_target(y_true, xp, f, name="y_true", same_shape=False)
+    labels_ok = y.ndim == 1 and y.shape[0] == n
+    probs_ok = y.ndim == 2 and y.shape == f.shape and loss.ignore_index is None
+    if k < loss.min_classes or not (labels_ok or probs_ok):
+        loss._prepare(y_true, y_pred, sample_weight)  # raises the reference's own error
+        return None  # pragma: no cover - the reference accepted it: let it compute
+    loss._check_classes(k)
+    w = V.as_sample_weight(sample_weight, xp, (n,), f)
+    if w is not None:
+        w = np.broadcast_to(w, (n,))
+    from .._row import prob_tolerance
+
+    check = not get_config().assume_valid
+    v, g, counts = cross_entropy_value_grad(
+        f, y, class_weight=None if loss.weight is None else np.asarray(loss.weight, np.float64),
+        label_smoothing=loss.label_smoothing, ignore_index=loss.ignore_index, z_loss=loss.z_loss,
+        sample_weight=w, prob_tol=0.5 * prob_tolerance(np, f.dtype),
+    )
+    if check and counts.any():
+        loss._prepare(y_true, y_pred, sample_weight)  # raises the reference's own error
+        return None  # the reference accepted what the kernel flagged: let it compute
+    return tuple(v if op == "value" else g for op in ops)

@@ -1,0 +1,355 @@
+"""Benchmark suites of the fused kernels against the peers, measured in one process and run.
+
+* Suite A (pointwise): squared_error (the bandwidth canary), huber(delta=1),
+  logistic, poisson, tweedie(power=1.5); ops value, value+grad, grad+hess.
+* Suite B (rows): cross_entropy value+grad for (N, K) in (2^18, 128), (65536, 1000),
+  (4096, 32768); class-index targets.
+
+Peers (only those installed run) and the convention mapping:
+
+* scikit-learn's private loss module ``sklearn._loss.loss`` with ``n_threads`` = all
+  cores: HalfSquaredError is *half* the squared error (lossgrad's squared_error is r^2:
+  the same work, a factor 2), HuberLoss(delta=1) equals huber, HalfBinomialLoss on
+  y in {0, 1} equals logistic on y in {-1, +1}, HalfPoissonLoss and HalfTweedieLoss(1.5)
+  are poisson and tweedie(1.5) up to a y-only constant, HalfMultinomialLoss is
+  cross_entropy.  sklearn's ``loss`` / ``loss_gradient`` / ``gradient_hessian``.
+* PyTorch CPU autograd: the per-element loss, its gradient by ``backward`` of the sum,
+  the Hessian diagonal of an elementwise loss as the gradient of the sum of the
+  gradient (``create_graph=True``).
+* JAX ``jit``: value, (value, grad of the sum), (grad, grad of the sum of the grad).
+* NumPy: lossgrad's own array-API reference (``use_kernels=False``).
+
+Every implementation allocates its outputs on each call (lossgrad's public API has no
+``out=``).  Times are medians of ``repeat`` runs after one warm-up (which also compiles).  The
+bandwidth floor of an op is (bytes read + bytes written) / copy rate, the copy rate
+measured with ``np.copyto`` of a 2 x 10^7 float64 array in the same run; the table
+gives lossgrad's time as a percentage of that floor's speed (100% = at the floor).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Row", "copy_bandwidth", "suite_pointwise", "suite_cross_entropy", "format_table", "PEERS"]
+
+PEERS = ("sklearn", "torch", "jax", "numpy")
+POINTWISE_LOSSES = ("squared_error", "huber", "logistic", "poisson", "tweedie")
+OPS = ("value", "value_grad", "grad_hess")
+CE_SHAPES = ((1 << 18, 128), (65536, 1000), (4096, 32768))
+
+
+@dataclass
+class Row:
+    suite: str
+    case: str
+    op: str
+    size: str
+    dtype: str
+    times: dict[str, float] = field(default_factory=dict)  # seconds, median
+    bytes_moved: int = 0
+
+    @property
+    def best_peer(self) -> tuple[str, float] | None:
+        peers = [(k, v) for k, v in self.times.items() if k != "lossgrad"]
+        return min(peers, key=lambda kv: kv[1]) if peers else None
+
+
+def _have(mod: str) -> bool:
+    return importlib.util.find_spec(mod) is not None
+
+
+def _median(fn: Callable[[], Any], repeat: int) -> float:
+    fn()  # warm-up: compiles / loads from the cache
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def copy_bandwidth(n: int = 20_000_000, repeat: int = 5) -> float:
+    """Bytes per second of ``np.copyto`` (read + write counted) on n float64."""
+    a = np.ones(n)
+    b = np.empty(n)
+    t = _median(lambda: np.copyto(b, a), repeat)
+    return 2 * a.nbytes / t
+
+
+# ---------------------------------------------------------------- suite A
+
+
+def _pointwise_data(name: str, n: int, dt: Any, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    f = rng.normal(0.0, 1.0, n)
+    if name == "logistic":
+        y = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    elif name in ("poisson", "tweedie"):
+        y = rng.poisson(2.0, n).astype(float)
+    else:
+        y = f + rng.normal(0.0, 2.0, n)
+    return y.astype(dt), f.astype(dt)
+
+
+def _lossgrad_pointwise(name: str) -> Any:
+    import lossgrad
+
+    return lossgrad.get(name, power=1.5) if name == "tweedie" else lossgrad.get(name)
+
+
+def _sklearn_pointwise(name: str, op: str, y: np.ndarray, f: np.ndarray) -> Callable[[], Any] | None:
+    from sklearn._loss import loss as skl
+
+    cls = {"squared_error": skl.HalfSquaredError, "huber": lambda: skl.HuberLoss(delta=1.0),
+           "logistic": skl.HalfBinomialLoss, "poisson": skl.HalfPoissonLoss,
+           "tweedie": lambda: skl.HalfTweedieLoss(power=1.5)}[name]
+    sk = cls()
+    yy = (y > 0).astype(y.dtype) if name == "logistic" else y
+    nt = os.cpu_count() or 1
+    # outputs allocated per call, as every other implementation here does
+    if op == "value":
+        return lambda: sk.loss(yy, f, n_threads=nt)
+    if op == "value_grad":
+        return lambda: sk.loss_gradient(yy, f, n_threads=nt)
+    return lambda: sk.gradient_hessian(yy, f, n_threads=nt)
+
+
+def _elementwise(ns: Any, name: str, y: Any, f: Any) -> Any:
+    """The per-element loss in namespace ns (torch or jax.numpy), lossgrad's conventions."""
+    if name == "squared_error":
+        r = f - y
+        return r * r
+    if name == "huber":
+        r = f - y
+        a = ns.abs(r)
+        return ns.where(a < 1.0, 0.5 * r * r, a - 0.5)
+    if name == "logistic":
+        z = -y * f
+        return ns.maximum(z, 0.0 * z) + ns.log1p(ns.exp(-ns.abs(z)))
+    if name == "poisson":
+        return ns.exp(f) - y * f
+    return ns.exp(0.5 * f) / 0.5 - y * ns.exp(-0.5 * f) / -0.5  # tweedie, power 1.5
+
+
+def _torch_pointwise(name: str, op: str, y: np.ndarray, f: np.ndarray) -> Callable[[], Any] | None:
+    import torch
+
+    yt, ft0 = torch.from_numpy(y), torch.from_numpy(f)
+
+    def value():
+        with torch.no_grad():
+            return _elementwise(torch, name, yt, ft0)
+
+    def value_grad():
+        ft = ft0.detach().requires_grad_(True)
+        v = _elementwise(torch, name, yt, ft)
+        (g,) = torch.autograd.grad(v.sum(), ft)
+        return v.detach(), g
+
+    def grad_hess():
+        ft = ft0.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(_elementwise(torch, name, yt, ft).sum(), ft, create_graph=True)
+        (h,) = torch.autograd.grad(g.sum(), ft)
+        return g.detach(), h
+
+    return {"value": value, "value_grad": value_grad, "grad_hess": grad_hess}[op]
+
+
+def _jax_pointwise(name: str, op: str, y: np.ndarray, f: np.ndarray) -> Callable[[], Any] | None:
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    yj, fj = jnp.asarray(y), jnp.asarray(f)
+
+    def total(ff, yy):
+        return jnp.sum(_elementwise(jnp, name, yy, ff))
+
+    if op == "value":
+        fn = jax.jit(lambda ff, yy: _elementwise(jnp, name, yy, ff))
+    elif op == "value_grad":
+        fn = jax.jit(lambda ff, yy: (_elementwise(jnp, name, yy, ff), jax.grad(total)(ff, yy)))
+    else:
+        g = jax.grad(total)
+        fn = jax.jit(lambda ff, yy: (g(ff, yy), jax.grad(lambda u: jnp.sum(g(u, yy)))(ff)))
+    return lambda: jax.block_until_ready(fn(fj, yj))
+
+
+def _numpy_pointwise(loss: Any, op: str, y: np.ndarray, f: np.ndarray) -> Callable[[], Any]:
+    import lossgrad
+
+    method = getattr(loss, op)
+
+    def run():
+        with lossgrad.config_context(use_kernels=False):
+            return method(y, f)
+
+    return run
+
+
+def suite_pointwise(sizes: tuple[int, ...] = (100_000, 10_000_000), dtypes: tuple[str, ...] = ("float64", "float32"),
+                    losses: tuple[str, ...] = POINTWISE_LOSSES, ops: tuple[str, ...] = OPS, repeat: int = 5,
+                    peers: tuple[str, ...] = PEERS, log: Callable[[str], None] | None = None) -> list[Row]:
+    """Suite A: one Row per (loss, op, N, dtype) with the median time of lossgrad and each peer."""
+    rng = np.random.default_rng(0)
+    makers = {"sklearn": _sklearn_pointwise, "torch": _torch_pointwise, "jax": _jax_pointwise}
+    mods = {"sklearn": "sklearn", "torch": "torch", "jax": "jax", "numpy": "numpy"}
+    rows = []
+    for n in sizes:
+        for dts in dtypes:
+            dt = np.dtype(dts)
+            for name in losses:
+                y, f = _pointwise_data(name, n, dt, rng)
+                loss = _lossgrad_pointwise(name)
+                for op in ops:
+                    outs = 1 if op == "value" else 2
+                    row = Row("A", name, op, f"{n:.0e}", dts, bytes_moved=(2 + outs) * n * dt.itemsize)
+                    row.times["lossgrad"] = _median(lambda m=getattr(loss, op): m(y, f), repeat)
+                    for peer in peers:
+                        if not _have(mods[peer]):
+                            continue
+                        fn = _numpy_pointwise(loss, op, y, f) if peer == "numpy" else makers[peer](name, op, y, f)
+                        row.times[peer] = _median(fn, repeat)
+                    rows.append(row)
+                    if log:
+                        log(format_table([row], None, header=False))
+            if "squared_error" in losses and "grad_hess" in ops:
+                rows.append(_row_with_out(n, dt, rng, repeat, peers))
+                if log:
+                    log(format_table([rows[-1]], None, header=False))
+    return rows
+
+
+def _row_with_out(n: int, dt: np.dtype, rng: np.random.Generator, repeat: int, peers: tuple[str, ...]) -> Row:
+    """squared_error grad+hess written into preallocated buffers (the bandwidth canary
+    without the page faults of new memory); scikit-learn with its own out= buffers."""
+    from lossgrad import kernels
+
+    y, f = _pointwise_data("squared_error", n, dt, rng)
+    loss = _lossgrad_pointwise("squared_error")
+    g, h = np.empty_like(f), np.empty_like(f)
+    row = Row("A", "squared_error (out=)", "grad_hess", f"{n:.0e}", dt.name, bytes_moved=4 * n * dt.itemsize)
+    row.times["lossgrad"] = _median(lambda: kernels.evaluate_pointwise(loss, ("grad", "hess"), y, f, None, out=(g, h)),
+                                    repeat)
+    if "sklearn" in peers and _have("sklearn"):
+        from sklearn._loss import loss as skl
+
+        sk, nt = skl.HalfSquaredError(), os.cpu_count() or 1
+        g2, h2 = np.empty_like(f), np.empty_like(f)
+        row.times["sklearn"] = _median(lambda: sk.gradient_hessian(y, f, gradient_out=g2, hessian_out=h2, n_threads=nt),
+                                       repeat)
+    return row
+
+
+# ---------------------------------------------------------------- suite B
+
+
+def _ce_lossgrad(y: np.ndarray, f: np.ndarray) -> Callable[[], Any]:
+    import lossgrad
+    from lossgrad import kernels
+
+    loss = lossgrad.CrossEntropy()
+    # The public method once RowLoss._compute dispatches to kernels.evaluate_row; the
+    # entry point itself until then (the same code path under the threshold test).
+    return lambda: kernels.evaluate_row(loss, ("value", "grad"), y, f, None)
+
+
+def _ce_sklearn(y: np.ndarray, f: np.ndarray) -> Callable[[], Any]:
+    from sklearn._loss import loss as skl
+
+    sk = skl.HalfMultinomialLoss(n_classes=f.shape[1])
+    yy = y.astype(f.dtype)
+    nt = os.cpu_count() or 1
+    return lambda: sk.loss_gradient(yy, f, n_threads=nt)
+
+
+def _ce_torch(y: np.ndarray, f: np.ndarray) -> Callable[[], Any]:
+    import torch
+
+    yt, ft0 = torch.from_numpy(y.astype(np.int64)), torch.from_numpy(f)
+
+    def run():
+        ft = ft0.detach().requires_grad_(True)
+        v = torch.nn.functional.cross_entropy(ft, yt, reduction="none")
+        (g,) = torch.autograd.grad(v.sum(), ft)
+        return v.detach(), g
+
+    return run
+
+
+def _ce_jax(y: np.ndarray, f: np.ndarray) -> Callable[[], Any]:
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    yj, fj = jnp.asarray(y.astype(np.int32)), jnp.asarray(f)
+
+    def rows(ff, yy):
+        lse = jax.nn.logsumexp(ff, axis=-1)
+        return lse - jnp.take_along_axis(ff, yy[:, None], axis=-1)[:, 0]
+
+    fn = jax.jit(lambda ff, yy: (rows(ff, yy), jax.grad(lambda u: jnp.sum(rows(u, yy)))(ff)))
+    return lambda: jax.block_until_ready(fn(fj, yj))
+
+
+def _ce_numpy(y: np.ndarray, f: np.ndarray) -> Callable[[], Any]:
+    import lossgrad
+
+    loss = lossgrad.CrossEntropy()
+
+    def run():
+        with lossgrad.config_context(use_kernels=False):
+            return loss.value_grad(y, f)
+
+    return run
+
+
+def suite_cross_entropy(shapes: tuple[tuple[int, int], ...] = CE_SHAPES, dtypes: tuple[str, ...] = ("float32", "float64"),
+                        repeat: int = 5, peers: tuple[str, ...] = PEERS,
+                        log: Callable[[str], None] | None = None) -> list[Row]:
+    """Suite B: cross_entropy value+grad (class-index targets) per (N, K) and dtype."""
+    rng = np.random.default_rng(1)
+    makers = {"sklearn": _ce_sklearn, "torch": _ce_torch, "jax": _ce_jax, "numpy": _ce_numpy}
+    rows = []
+    for n, k in shapes:
+        for dts in dtypes:
+            dt = np.dtype(dts)
+            f = rng.normal(0.0, 2.0, (n, k)).astype(dt)
+            y = rng.integers(0, k, n)
+            row = Row("B", "cross_entropy", "value_grad", f"{n}x{k}", dts, bytes_moved=2 * n * k * dt.itemsize)
+            row.times["lossgrad"] = _median(_ce_lossgrad(y, f), repeat)
+            for peer in peers:
+                if _have(peer):
+                    row.times[peer] = _median(makers[peer](y, f), repeat)
+            rows.append(row)
+            if log:
+                log(format_table([row], None, header=False))
+    return rows
+
+
+# ---------------------------------------------------------------- output
+
+
+def format_table(rows: list[Row], bandwidth: float | None, header: bool = True) -> str:
+    """A Markdown table: median ms per implementation, best peer / lossgrad, % of the bandwidth floor."""
+    cols = ("lossgrad",) + PEERS
+    lines = []
+    if header:
+        lines.append("| suite | case | op | size | dtype | " + " | ".join(f"{c} ms" for c in cols)
+                     + " | best peer / lossgrad | % of bandwidth floor |")
+        lines.append("|" + "---|" * (5 + len(cols) + 2))
+    for r in rows:
+        cells = [f"{1e3 * r.times[c]:.2f}" if c in r.times else "-" for c in cols]
+        best = r.best_peer
+        ratio = f"{best[1] / r.times['lossgrad']:.2f}x ({best[0]})" if best else "-"
+        floor = f"{100 * (r.bytes_moved / bandwidth) / r.times['lossgrad']:.0f}%" if bandwidth else "-"
+        lines.append(f"| {r.suite} | {r.case} | {r.op} | {r.size} | {r.dtype} | " + " | ".join(cells)
+                     + f" | {ratio} | {floor} |")
+    return "\n".join(lines)

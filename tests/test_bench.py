@@ -1,0 +1,54 @@
+"""The benchmark machinery runs end to end on tiny sizes (no timing assertions)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from lossgrad.cli.bench import run_bench
+from lossgrad.kernels import bench as B
+
+
+def test_run_bench_tiny_produces_a_full_table():
+    out = run_bench(n=2000, shape=(64, 8), repeat=1, peers=("numpy", "sklearn"), losses=("huber", "logistic"))
+    lines = [ln for ln in out.splitlines() if ln.startswith("| A") or ln.startswith("| B")]
+    # 2 losses x 3 ops x 2 dtypes, then cross_entropy x 2 dtypes
+    assert len(lines) == 2 * 3 * 2 + 2
+    canary = run_bench(n=2000, shape=(16, 4), repeat=1, peers=("numpy",), losses=("squared_error",))
+    assert sum("squared_error (out=)" in ln for ln in canary.splitlines()) == 2  # f64 and f32
+    assert "copy bandwidth" in out
+    for ln in lines:
+        cells = [c.strip() for c in ln.strip("|").split("|")]
+        assert re.fullmatch(r"\d+\.\d\d", cells[5]), ln  # lossgrad's time
+        assert cells[-2].endswith("(numpy)") or cells[-2].endswith("(sklearn)"), ln
+        assert cells[-1].endswith("%"), ln
+
+
+def test_peers_compute_the_same_losses_as_lossgrad():
+    """The peer closures time the quantities lossgrad computes (convention mapping of the module doc)."""
+    rng = np.random.default_rng(0)
+    for name in B.POINTWISE_LOSSES:
+        y, f = B._pointwise_data(name, 500, np.dtype("float64"), rng)
+        loss = B._lossgrad_pointwise(name)
+        ref_v, ref_g = loss.value_grad(y, f)
+        v, g = B._torch_pointwise(name, "value_grad", y, f)()
+        np.testing.assert_allclose(v.numpy(), ref_v, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(g.numpy(), ref_g, rtol=1e-12, atol=1e-12)
+        g2, h2 = B._jax_pointwise(name, "grad_hess", y, f)()
+        rg, rh = loss.grad_hess(y, f)
+        np.testing.assert_allclose(np.asarray(g2), rg, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(h2), rh, rtol=1e-12, atol=1e-12)
+
+
+def test_lossgrad_bench_command_runs():
+    from typer.testing import CliRunner
+
+    import lossgrad.cli.bench  # noqa: F401  registers `bench` (until cli/__init__ imports it)
+    from lossgrad.cli import app
+
+    res = CliRunner().invoke(app, ["bench", "--n", "3000", "--rows", "32", "--classes", "5", "--repeat", "1",
+                                   "--peer", "numpy"])
+    assert res.exit_code == 0, res.output
+    assert "| B | cross_entropy | value_grad | 32x5 | float64 |" in res.output
+    assert "copy bandwidth" in res.output
