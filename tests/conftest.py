@@ -4,6 +4,10 @@ Any test that takes an argument named ``pointwise_loss`` is run once per registe
 pointwise loss and parameter variant (``lossgrad.catalog(shape="pointwise")`` and each
 ``entry.variants``), plus a ``Scaled`` wrapper (2.5 * loss) of every default instance,
 so losses added to the registry are covered without touching the tests.
+
+A module-level ``RNG = np.random.default_rng(...)`` is reseeded before every test from
+the test's id, so what a test draws does not depend on which tests ran before it in
+the same worker (pytest-xdist hands tests out in no fixed order).
 """
 
 from __future__ import annotations
@@ -14,6 +18,10 @@ os.environ.setdefault("JAX_ENABLE_X64", "1")  # before any `import jax`
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import sys  # noqa: E402
+import zlib  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 import lossgrad  # noqa: E402
 
@@ -39,3 +47,12 @@ def pytest_generate_tests(metafunc):
     if "pointwise_loss" in metafunc.fixturenames:
         cases = pointwise_cases()
         metafunc.parametrize("pointwise_loss", [c[1] for c in cases], ids=[c[0] for c in cases])
+
+
+@pytest.fixture(autouse=True)
+def _order_independent_module_rng(request):
+    rng = getattr(request.module, "RNG", None)
+    if isinstance(rng, np.random.Generator):
+        seed = zlib.crc32(request.node.nodeid.encode())
+        rng.bit_generator.state = type(rng.bit_generator)(seed).state
+    yield
