@@ -147,29 +147,35 @@ class PointwiseLoss(Loss):
     shape: ClassVar[Shape] = Shape.POINTWISE
 
     # --- public API -------------------------------------------------------
-    def value(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+    # ``out``: preallocated NumPy arrays (y_pred's shape and dtype, C-contiguous,
+    # writeable, not overlapping y_pred) to write the results into -- one array, or
+    # a tuple of one per quantity -- returned in place of new arrays.  A hot loop that
+    # reuses its buffers skips the page faults of fresh memory (about half the
+    # bandwidth of a memory-bound loss; see docs/benchmarks.md).
+    def value(self, y_true: Any, y_pred: Any, sample_weight: Any = None, *, out: Any = None) -> Any:
         """Per-sample loss, multiplied by ``sample_weight``."""
-        return self._compute(("value",), y_true, y_pred, sample_weight)[0]
+        return self._compute(("value",), y_true, y_pred, sample_weight, out)[0]
 
-    def grad(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+    def grad(self, y_true: Any, y_pred: Any, sample_weight: Any = None, *, out: Any = None) -> Any:
         """dL/dy_pred per sample, multiplied by ``sample_weight``."""
-        return self._compute(("grad",), y_true, y_pred, sample_weight)[0]
+        return self._compute(("grad",), y_true, y_pred, sample_weight, out)[0]
 
-    def hess(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+    def hess(self, y_true: Any, y_pred: Any, sample_weight: Any = None, *, out: Any = None) -> Any:
         """d^2L/dy_pred^2 per sample (the exact second derivative), times ``sample_weight``."""
-        return self._compute(("hess",), y_true, y_pred, sample_weight)[0]
+        return self._compute(("hess",), y_true, y_pred, sample_weight, out)[0]
 
-    def value_grad(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> tuple[Any, Any]:
+    def value_grad(self, y_true: Any, y_pred: Any, sample_weight: Any = None, *, out: Any = None) -> tuple[Any, Any]:
         """(value, grad) computed together."""
-        return self._compute(("value", "grad"), y_true, y_pred, sample_weight)
+        return self._compute(("value", "grad"), y_true, y_pred, sample_weight, out)
 
-    def grad_hess(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> tuple[Any, Any]:
+    def grad_hess(self, y_true: Any, y_pred: Any, sample_weight: Any = None, *, out: Any = None) -> tuple[Any, Any]:
         """(grad, hess) computed together: the hot path of Newton steps and boosting."""
-        return self._compute(("grad", "hess"), y_true, y_pred, sample_weight)
+        return self._compute(("grad", "hess"), y_true, y_pred, sample_weight, out)
 
-    def value_grad_hess(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> tuple[Any, Any, Any]:
+    def value_grad_hess(self, y_true: Any, y_pred: Any, sample_weight: Any = None, *,
+                        out: Any = None) -> tuple[Any, Any, Any]:
         """(value, grad, hess) computed together."""
-        return self._compute(("value", "grad", "hess"), y_true, y_pred, sample_weight)
+        return self._compute(("value", "grad", "hess"), y_true, y_pred, sample_weight, out)
 
     def __call__(self, y_true: Any, y_pred: Any, *, sample_weight: Any = None, reduction: str = "mean") -> Any:
         """The aggregated loss: weighted mean (default), sum, or the per-sample array."""
@@ -184,10 +190,13 @@ class PointwiseLoss(Loss):
         return _reduce(xp, v, None if w is None else xp.sum(w), reduction)
 
     # --- machinery --------------------------------------------------------
-    def _compute(self, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any) -> tuple[Any, ...]:
+    def _compute(self, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any,
+                 out: Any = None) -> tuple[Any, ...]:
         props = self.props
         if ("grad" in ops and not props.has_grad) or ("hess" in ops and not props.has_hess):
             raise NotDifferentiableError(f"{self.name} declares no derivatives (props.has_grad/has_hess are False)")
+        if out is not None:
+            return self._compute_into(ops, y_true, y_pred, sample_weight, out)
         fused = _fused_kernel(self, ops, y_true, y_pred, sample_weight)
         if fused is not None:
             return fused
@@ -197,6 +206,25 @@ class PointwiseLoss(Loss):
         if w is not None:
             out = tuple(o * w for o in out)
         return tuple(_finish(o, was_scalar) for o in out)
+
+    def _compute_into(self, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any,
+                      out: Any) -> tuple[Any, ...]:
+        """:meth:`_compute` writing into ``out``: the fused kernel where one serves (any
+        size: there is no allocation to save below the threshold either), else the
+        reference's results copied in."""
+        from . import kernels
+        from ._config import get_config
+
+        if not (isinstance(y_pred, np.ndarray) and y_pred.dtype in (np.float32, np.float64)):
+            raise TypeError(f"out= needs y_pred as a float32 or float64 NumPy array, got {type(y_pred).__name__}"
+                            + (f" of dtype {y_pred.dtype}" if isinstance(y_pred, np.ndarray) else ""))
+        buffers = kernels.check_out(out if isinstance(out, tuple) or len(ops) > 1 else (out,), ops, y_pred)
+        if get_config().use_kernels and kernels.evaluate_pointwise(self, ops, y_true, y_pred, sample_weight,
+                                                                   out=buffers) is not None:
+            return buffers
+        for buffer, result in zip(buffers, self._compute(ops, y_true, y_pred, sample_weight)):
+            np.copyto(buffer, result)
+        return buffers
 
     def _prepare(self, y_true: Any, y_pred: Any, sample_weight: Any) -> tuple[Any, Array, Array, Array | None, bool]:
         xp, f, was_scalar = V.as_prediction(y_pred)
@@ -406,11 +434,18 @@ class Scaled(Loss):
             return tuple(self._scale(o) for o in out)
         return self.k * out
 
+    def _scale_result(self, result: Any, in_place: bool) -> Any:
+        if not in_place:
+            return self._scale(result)
+        for buffer in result if isinstance(result, tuple) else (result,):
+            np.multiply(buffer, self.k, out=buffer)  # the caller's out= buffers, scaled where they are
+        return result
+
     def __getattr__(self, attr: str) -> Any:
         # Forward the per-sample methods of the wrapped loss and scale their output.
         if attr in {"value", "grad", "hess", "hess_diag", "hvp", "weight", "value_grad", "grad_hess", "value_grad_hess"}:
             method = getattr(self.loss, attr)
-            return lambda *a, **kw: self._scale(method(*a, **kw))
+            return lambda *a, **kw: self._scale_result(method(*a, **kw), kw.get("out") is not None)
         if attr in {"_example_inputs", "_extreme_inputs", "_natural", "_from_natural", "inputs",
                     "differentiable", "has_hvp", "_optional_inputs"}:
             return getattr(self.loss, attr)

@@ -35,6 +35,7 @@ from ._table import POINTWISE, VALUE_ONLY, Y_MARGIN, Spec, spec_for
 
 __all__ = [
     "evaluate_pointwise",
+    "check_out",
     "evaluate_row",
     "row_kernel_supports",
     "cross_entropy_value_grad",
@@ -74,7 +75,7 @@ def evaluate_pointwise(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any
     per 4 KiB on first touch: about half of the bandwidth of a memory-bound loss).
     """
     if out is not None:
-        out = _check_out(out, ops, y_pred)
+        out = check_out(out, ops, y_pred)
     xp, f, was_scalar = V.as_prediction(y_pred)
     if not isinstance(f, np.ndarray) or f.dtype not in (np.float32, np.float64):
         return None
@@ -102,10 +103,13 @@ def evaluate_pointwise(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any
     return tuple(result)
 
 
-def _check_out(out: Any, ops: tuple[str, ...], y_pred: Any) -> tuple[np.ndarray, ...]:
+def check_out(out: Any, ops: tuple[str, ...], y_pred: Any) -> tuple[np.ndarray, ...]:
+    """``out`` (one buffer per quantity of ``ops``) if each is usable for y_pred, else a clear error."""
     f = y_pred
     if not isinstance(out, tuple) or len(out) != len(ops):
-        raise TypeError(f"out must be a tuple of {len(ops)} arrays (one per quantity {ops}), got {type(out).__name__}")
+        what = "one array" if len(ops) == 1 else f"a tuple of {len(ops)} arrays (one per quantity {ops})"
+        raise TypeError(f"out must be {what}, got {type(out).__name__}"
+                        + (f" of length {len(out)}" if isinstance(out, tuple) else ""))
     for o in out:
         if not (isinstance(o, np.ndarray) and isinstance(f, np.ndarray) and o.shape == f.shape and o.dtype == f.dtype
                 and o.flags.c_contiguous and o.flags.writeable):

@@ -23,6 +23,10 @@ every call site (5-10 s of compilation per loss kernel).
   (|s| <= 0.1716), plus c / u.  About 1 ulp.
 * ``expm1_small(x)`` for |x| <= 1: the Taylor series to x^20 (truncation below 2e-19).
 
+Numba's on-disk cache keys a kernel on the file that defines it, not on this one: after
+editing an intrinsic here, delete the ``*.nbi``/``*.nbc`` files under ``__pycache__``
+(an installed upgrade rewrites every file, which invalidates them).
+
 Callers are compiled with ``error_model="numpy"``: Numba's default Python error model
 guards each division with a ZeroDivisionError branch, which stops the vectoriser.
 
@@ -57,11 +61,17 @@ def _c(v: float) -> ir.Constant:
     return ir.Constant(_D, v)
 
 
+def _muladd(b: ir.IRBuilder, x: ir.Value, y: ir.Value, z: ir.Value) -> ir.Value:
+    """x y + z as ``llvm.fmuladd``: one fused instruction where the CPU has FMA, else two."""
+    fn = b.module.declare_intrinsic("llvm.fmuladd", [_D], fnty=ir.FunctionType(_D, [_D, _D, _D]))
+    return b.call(fn, [x, y, z])
+
+
 def _horner(b: ir.IRBuilder, coefs: tuple[float, ...], x: ir.Value) -> ir.Value:
-    """sum_k coefs[k] x^k by Horner's rule."""
+    """sum_k coefs[k] x^k by Horner's rule, one multiply-add per coefficient."""
     acc = _c(coefs[-1])
     for a in reversed(coefs[:-1]):
-        acc = b.fadd(b.fmul(acc, x), _c(a))
+        acc = _muladd(b, acc, x, _c(a))
     return acc
 
 

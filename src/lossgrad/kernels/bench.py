@@ -19,8 +19,9 @@ Peers (only those installed run) and the convention mapping:
 * JAX ``jit``: value, (value, grad of the sum), (grad, grad of the sum of the grad).
 * NumPy: lossgrad's own array-API reference (``use_kernels=False``).
 
-Every implementation allocates its outputs on each call (lossgrad's public API has no
-``out=``).  Times are medians of ``repeat`` runs after one warm-up (which also compiles).  The
+Every implementation allocates its outputs on each call, except the row
+"squared_error (out=)" (lossgrad's and scikit-learn's preallocated-buffer arguments).  Times are medians of ``repeat`` runs after one warm-up (which also compiles),
+the implementations of a row measured in turn (see :func:`_medians`).  The
 bandwidth floor of an op is (bytes read + bytes written) / copy rate, the copy rate
 measured with ``np.copyto`` of a 2 x 10^7 float64 array in the same run; the table
 gives lossgrad's time as a percentage of that floor's speed (100% = at the floor).
@@ -67,13 +68,27 @@ def _have(mod: str) -> bool:
 
 
 def _median(fn: Callable[[], Any], repeat: int) -> float:
-    fn()  # warm-up: compiles / loads from the cache
-    ts = []
+    return _medians({"_": fn}, repeat)["_"]
+
+
+def _medians(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
+    """Median seconds of each callable, measured round-robin after one warm-up each.
+
+    Interleaving matters on Linux: NumPy asks for transparent huge pages for large
+    arrays, and when the kernel has to compact memory to provide them, every
+    allocation-heavy call stalls for a while (measured: a 10^7-element op taking 90 ms
+    instead of 8 ms for several consecutive calls).  Taking each implementation's runs
+    in turn spreads such episodes over all of them instead of one.
+    """
+    for fn in fns.values():
+        fn()  # warm-up: compiles / loads from the cache
+    ts: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            ts[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in ts.items()}
 
 
 def copy_bandwidth(n: int = 20_000_000, repeat: int = 5) -> float:
@@ -211,12 +226,11 @@ def suite_pointwise(sizes: tuple[int, ...] = (100_000, 10_000_000), dtypes: tupl
                 for op in ops:
                     outs = 1 if op == "value" else 2
                     row = Row("A", name, op, f"{n:.0e}", dts, bytes_moved=(2 + outs) * n * dt.itemsize)
-                    row.times["lossgrad"] = _median(lambda m=getattr(loss, op): m(y, f), repeat)
+                    fns = {"lossgrad": lambda m=getattr(loss, op): m(y, f)}
                     for peer in peers:
-                        if not _have(mods[peer]):
-                            continue
-                        fn = _numpy_pointwise(loss, op, y, f) if peer == "numpy" else makers[peer](name, op, y, f)
-                        row.times[peer] = _median(fn, repeat)
+                        if _have(mods[peer]):
+                            fns[peer] = _numpy_pointwise(loss, op, y, f) if peer == "numpy" else makers[peer](name, op, y, f)
+                    row.times.update(_medians(fns, repeat))
                     rows.append(row)
                     if log:
                         log(format_table([row], None, header=False))
@@ -229,22 +243,20 @@ def suite_pointwise(sizes: tuple[int, ...] = (100_000, 10_000_000), dtypes: tupl
 
 def _row_with_out(n: int, dt: np.dtype, rng: np.random.Generator, repeat: int, peers: tuple[str, ...]) -> Row:
     """squared_error grad+hess written into preallocated buffers (the bandwidth canary
-    without the page faults of new memory); scikit-learn with its own out= buffers."""
-    from lossgrad import kernels
-
+    without the page faults of new memory): lossgrad's ``out=``, scikit-learn's
+    ``gradient_out=`` / ``hessian_out=``."""
     y, f = _pointwise_data("squared_error", n, dt, rng)
     loss = _lossgrad_pointwise("squared_error")
     g, h = np.empty_like(f), np.empty_like(f)
     row = Row("A", "squared_error (out=)", "grad_hess", f"{n:.0e}", dt.name, bytes_moved=4 * n * dt.itemsize)
-    row.times["lossgrad"] = _median(lambda: kernels.evaluate_pointwise(loss, ("grad", "hess"), y, f, None, out=(g, h)),
-                                    repeat)
+    fns = {"lossgrad": lambda: loss.grad_hess(y, f, out=(g, h))}
     if "sklearn" in peers and _have("sklearn"):
         from sklearn._loss import loss as skl
 
         sk, nt = skl.HalfSquaredError(), os.cpu_count() or 1
         g2, h2 = np.empty_like(f), np.empty_like(f)
-        row.times["sklearn"] = _median(lambda: sk.gradient_hessian(y, f, gradient_out=g2, hessian_out=h2, n_threads=nt),
-                                       repeat)
+        fns["sklearn"] = lambda: sk.gradient_hessian(y, f, gradient_out=g2, hessian_out=h2, n_threads=nt)
+    row.times.update(_medians(fns, repeat))
     return row
 
 
@@ -324,10 +336,9 @@ def suite_cross_entropy(shapes: tuple[tuple[int, int], ...] = CE_SHAPES, dtypes:
             f = rng.normal(0.0, 2.0, (n, k)).astype(dt)
             y = rng.integers(0, k, n)
             row = Row("B", "cross_entropy", "value_grad", f"{n}x{k}", dts, bytes_moved=2 * n * k * dt.itemsize)
-            row.times["lossgrad"] = _median(_ce_lossgrad(y, f), repeat)
-            for peer in peers:
-                if _have(peer):
-                    row.times[peer] = _median(makers[peer](y, f), repeat)
+            fns = {"lossgrad": _ce_lossgrad(y, f)}
+            fns.update({peer: makers[peer](y, f) for peer in peers if _have(peer)})
+            row.times.update(_medians(fns, repeat))
             rows.append(row)
             if log:
                 log(format_table([row], None, header=False))
