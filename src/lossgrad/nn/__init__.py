@@ -18,6 +18,7 @@
 True
 """
 
+from . import _layers
 from ._layers import (
     ELU,
     GELU,
@@ -41,23 +42,7 @@ from ._network import Sequential, loss_value_grad, resolve_loss
 from ._train import Callback, EarlyStopping, History, LambdaCallback, Trainer, fit
 
 __all__ = [
-    "Layer",
-    "Dense",
-    "ActivationLayer",
-    "activation_layer",
-    "INITIALIZERS",
-    "Sigmoid",
-    "LogSigmoid",
-    "Softplus",
-    "Tanh",
-    "ReLU",
-    "LeakyReLU",
-    "ELU",
-    "GELU",
-    "Softmax",
-    "LogSoftmax",
-    "LogSumExp",
-    "Sparsemax",
+    *_layers.__all__,
     "Sequential",
     "loss_value_grad",
     "resolve_loss",
