@@ -56,3 +56,20 @@ def _order_independent_module_rng(request):
         seed = zlib.crc32(request.node.nodeid.encode())
         rng.bit_generator.state = type(rng.bit_generator)(seed).state
     yield
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    """Records whether each ``lossgrad.kernels.evaluate_row`` call returned a result (not None)."""
+    from lossgrad import kernels
+
+    calls = []
+    real = kernels.evaluate_row
+
+    def spy(*args, **kw):
+        out = real(*args, **kw)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(kernels, "evaluate_row", spy)
+    return calls

@@ -52,8 +52,9 @@ def test_exp_special_values():
 
 def test_log1p01_within_two_ulps():
     rng = np.random.default_rng(1)
-    x = np.concatenate([rng.uniform(0, 1, 300_000), 10.0 ** rng.uniform(-300, 0, 100_000),
-                        np.array([0.0, 1.0, np.sqrt(2) - 1, 5e-324])])
+    x = np.concatenate([rng.uniform(np.sqrt(0.5) - 1, 1, 300_000), 10.0 ** rng.uniform(-300, 0, 100_000),
+                        -(10.0 ** rng.uniform(-300, -0.6, 50_000)),
+                        np.array([0.0, 1.0, np.sqrt(2) - 1, np.sqrt(0.5) - 1, 5e-324])])
     got, ref = _run(1, x), np.log1p(x)
     ok = ref != 0
     assert np.max(_ulps(got[ok], ref[ok])) <= 2.0
@@ -66,3 +67,44 @@ def test_expm1_small_within_two_ulps():
     got, ref = _run(2, x), np.expm1(x)
     ok = ref != 0
     assert np.max(_ulps(got[ok], ref[ok])) <= 2.0
+
+
+def _run32(which, x):
+    x32 = x.astype(np.float32)
+    out = np.empty_like(x32)
+    _apply(which, x32, out)
+    return x32, out
+
+
+def _ulps32(got, ref64):
+    """Error of a float32 result in float32 ulps of the float64-exact reference."""
+    spacing = np.spacing(np.abs(ref64).astype(np.float32)).astype(np.float64)
+    return np.abs(got.astype(np.float64) - ref64) / spacing
+
+
+def test_float32_exp_within_two_ulps_in_float32_arithmetic():
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.uniform(-103.9, 88.7, 400_000), rng.uniform(-1, 1, 100_000),
+                        np.array([0.0, -0.0, 1e-30, -1e-30, 88.72, -87.3, -103.2, 0.5 * np.log(2)])])
+    x32, got = _run32(0, x)
+    assert got.dtype == np.float32
+    assert np.max(_ulps32(got, np.exp(x32.astype(np.float64)))) <= 2.0
+    special = np.array([np.nan, np.inf, -np.inf, 88.8, 1000.0, -104.0, -1e4], np.float32)
+    got = np.empty_like(special)
+    _apply(0, special, got)
+    np.testing.assert_array_equal(np.isnan(got), [True] + [False] * 6)
+    np.testing.assert_array_equal(got[1:], np.array([np.inf, 0.0, np.inf, np.inf, 0.0, 0.0], np.float32))
+
+
+def test_float32_log1p01_and_expm1_small_within_two_ulps():
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.uniform(0, 1, 300_000), 10.0 ** rng.uniform(-40, 0, 100_000), np.array([0.0, 1.0])])
+    x32, got = _run32(1, x)
+    ref = np.log1p(x32.astype(np.float64))
+    ok = ref != 0
+    assert np.max(_ulps32(got[ok], ref[ok])) <= 2.0
+    x = np.concatenate([rng.uniform(-1, 1, 300_000), np.sign(rng.normal(size=100_000)) * 10.0 ** rng.uniform(-40, 0, 100_000)])
+    x32, got = _run32(2, x)
+    ref = np.expm1(x32.astype(np.float64))
+    ok = ref != 0
+    assert np.max(_ulps32(got[ok], ref[ok])) <= 2.0

@@ -103,6 +103,45 @@ def test_kernel_equals_reference(name, i, params, dt):
                 _close(name, r[keep], k[keep], dt)
 
 
+EXTREME = [("tweedie", {"power": q}) for q in (-1.0, 1.5, 2.5, 3.0)] + [
+    ("poisson", {}), ("gamma", {}), ("logistic", {}), ("exponential", {}), ("binary_cross_entropy", {}),
+]
+
+
+@pytest.mark.parametrize("name,params", EXTREME, ids=[f"{n}-{p}" for n, p in EXTREME])
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+def test_kernel_equals_reference_at_extremes(name, params, dt):
+    """Predictions up to and past the overflow range, targets from tiny to huge, scattered
+    among ordinary lanes: blocks of the fused loop where a fast path (tweedie's factored
+    form) is left and the block recomputed, infinities where the reference has them."""
+    loss = lossgrad.get(name, **params)
+    big = float(np.log(np.finfo(dt).max))
+    f_vals = np.array([0.0, 0.3, -0.9, 1.5, -4.0, 30.0, -30.0, 0.6 * big, -0.6 * big, 0.97 * big, -0.97 * big,
+                       1.2 * big, -1.2 * big, 2.5 * big, -2.5 * big])
+    if name in ("logistic", "exponential"):
+        y_vals = np.array([-1.0, 1.0])
+    elif name == "binary_cross_entropy":
+        y_vals = np.array([0.0, 0.25, 1.0])
+    else:
+        q = params.get("power", {"poisson": 1.0, "gamma": 2.0}.get(name))
+        lo = 0.0 if 1 <= q < 2 else 1e-30
+        y_vals = np.array([lo, 1e-30, 0.5, 3.0, 1e10, 1e30, 0.5 * float(np.finfo(dt).max)])
+        if q < 1:
+            y_vals = np.concatenate([y_vals, -y_vals[1:]])
+    yy, ff = (a.ravel() for a in np.meshgrid(y_vals, f_vals))
+    rng = np.random.default_rng(7)
+    y_ok, f_ok = loss._example_inputs(rng, 3000)
+    y = np.concatenate([np.asarray(y_ok, float), yy])
+    f = np.concatenate([np.asarray(f_ok, float), ff])
+    order = rng.permutation(y.size)
+    order = np.concatenate([order[order < 1500], order[order >= 1500]])  # first blocks stay ordinary
+    y, f = y[order].astype(dt), f[order].astype(dt)
+    with np.errstate(all="ignore"):
+        ref, ker = _both(loss, "value_grad_hess", y, f, None)
+    for r, k in zip(ref, ker):
+        _close(name, r, k, dt)
+
+
 @pytest.mark.parametrize("name", ["huber", "logistic", "tweedie"])
 def test_threaded_chunks_and_shapes(name):
     """Above 2^17 elements the array is cut into per-core chunks; 2-d shapes are kept."""

@@ -6,19 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 import lossgrad
-from lossgrad import kernels
 
 
-def test_cross_entropy_public_methods_dispatch_to_the_row_kernel(monkeypatch):
-    calls = []
-    real = kernels.evaluate_row
-
-    def spy(*args, **kw):
-        out = real(*args, **kw)
-        calls.append(out is not None)
-        return out
-
-    monkeypatch.setattr(kernels, "evaluate_row", spy)
+def test_cross_entropy_public_methods_dispatch_to_the_row_kernel(kernel_calls):
+    calls = kernel_calls
     rng = np.random.default_rng(0)
     f = rng.normal(0, 3, (200, 10)).astype(np.float32)
     y = rng.integers(0, 10, 200)
@@ -40,3 +31,30 @@ def test_cross_entropy_public_methods_dispatch_to_the_row_kernel(monkeypatch):
     np.testing.assert_allclose(v, rv, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(g, rg, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(h, rh)
+
+
+def test_reductions_of_row_losses_use_the_kernel_where_row_weights_are_one(kernel_calls):
+    """``loss(y, f, reduction=...)``: "none" and "sum" always reduce the kernel's rows;
+    "mean" does where no option weights the rows (class weights, ignore_index), and
+    otherwise builds the targets to find the row weights.  Both equal the reference."""
+    calls = kernel_calls
+    rng = np.random.default_rng(1)
+    f = rng.normal(0, 3, (300, 7))
+    y = rng.integers(0, 7, 300)
+    w = rng.uniform(0, 2, 300)
+    cases = [
+        (lossgrad.CrossEntropy(), {"none": True, "sum": True, "mean": True}),
+        (lossgrad.CrossEntropy(weight=np.linspace(0.5, 2, 7)), {"none": True, "sum": True, "mean": False}),
+        (lossgrad.CrossEntropy(ignore_index=3), {"none": True, "sum": True, "mean": False}),
+        (lossgrad.get("multiclass_hinge"), {"none": True, "sum": True, "mean": True}),
+    ]
+    for loss, uses_kernel in cases:
+        for reduction, expected in uses_kernel.items():
+            for sw in (None, w):
+                with lossgrad.config_context(use_kernels=False):
+                    ref = loss(y, f, sample_weight=sw, reduction=reduction)
+                calls.clear()
+                with lossgrad.config_context(kernel_threshold=0):
+                    got = loss(y, f, sample_weight=sw, reduction=reduction)
+                assert calls == ([True] if expected else []), (loss, reduction)
+                np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)

@@ -97,6 +97,10 @@ class RowLoss(Loss):
     min_classes: ClassVar[int] = 2
     #: Props constants that are finite but not derived (see the module docstring).
     undeclared_constants: ClassVar[tuple[str, ...]] = ()
+    #: Options whose being set gives rows a weight other than 1 in the mean reduction
+    #: (:meth:`_row_weight`); with all of them None the mean divides by sum(w) (or N),
+    #: and ``__call__`` can reduce a fused kernel's rows without building the targets.
+    row_weight_options: ClassVar[tuple[str, ...]] = ("ignore_index",)
 
     def value(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
         """Per-row loss (N,), multiplied by ``sample_weight``."""
@@ -135,6 +139,16 @@ class RowLoss(Loss):
         """Aggregate: "mean" = sum(w l) / sum(w rw) with rw the row weight (class weight,
         0 for ignored rows; 1 by default), "sum" = sum(w l), "none" the weighted (N,) array."""
         reduction = Reduction.parse(reduction)
+        unit_rows = all(getattr(self, name, None) is None for name in self.row_weight_options)
+        if reduction is not Reduction.MEAN or unit_rows:
+            fused = _fused_row_kernel(self, ("value",), y_true, y_pred, sample_weight)
+            if fused is not None:  # the kernel's weighted rows; mean divides by sum(w) (row weights 1)
+                v = fused[0]
+                if reduction is Reduction.NONE:
+                    return v
+                w = None if sample_weight is None else V.as_sample_weight(sample_weight, np, (v.shape[0],), v)
+                denom = None if w is None else np.sum(np.broadcast_to(w, v.shape))
+                return _reduce(np, v, denom, reduction, count=int(v.shape[0]))
         xp, t, f, w = self._prepare(y_true, y_pred, sample_weight)
         (v,) = self._evaluate(xp, t, f, ("value",))
         if w is not None:

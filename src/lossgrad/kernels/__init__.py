@@ -8,8 +8,10 @@ the array-API reference otherwise.  Tests hold both equal to a few ulps.
 * :func:`evaluate_pointwise` -- the pointwise entry point (value/grad/hess in any
   combination, float32/float64, with or without ``sample_weight``);
   :data:`POINTWISE` -- the table from loss class to scalar kernel.
-* :func:`evaluate_row` -- the row entry point (CrossEntropy with logits, value/grad,
-  every option), for ``RowLoss._compute``; :func:`cross_entropy_value_grad` -- its kernel.
+* :func:`evaluate_row` -- the row entry point (value/grad of cross_entropy, focal, poly1,
+  kl_divergence, multiclass_hinge, categorical_hinge, multilabel, sparsemax_loss, every
+  option), for ``RowLoss._compute`` and ``__call__``; :func:`cross_entropy_value_grad` --
+  the cross-entropy kernel.
 * :mod:`lossgrad.kernels.bench` -- the benchmark suites against the peers.
 * :func:`compile_all` -- compile (or load from the on-disk cache) every kernel.
 
@@ -135,8 +137,23 @@ def _registered_variants(cls: type) -> tuple[dict, ...]:
     return ({},)
 
 
+def _compile_rows(dt: Any) -> None:
+    """Run every registered variant of every row loss with a kernel on a small input."""
+    from .._config import config_context
+    from .._registry import catalog
+
+    rng = np.random.default_rng(0)
+    for e in catalog(shape="row"):
+        for inst in e.instances():
+            if not row_kernel_supports(inst, ("value", "grad")):
+                continue
+            y, f = inst._example_inputs(rng, 4)
+            with config_context(kernel_threshold=0):
+                inst.value_grad(np.asarray(y), np.asarray(f, dt))
+
+
 def compile_all(dtypes: tuple[Any, ...] = (np.float32, np.float64)) -> dict[str, float]:
-    """Compile (or load from the cache) every pointwise kernel and the cross-entropy kernel.
+    """Compile (or load from the cache) every pointwise kernel and every row kernel.
 
     Returns seconds per dtype name.  The second process loads them from
     ``__pycache__`` in a fraction of the time.
@@ -149,7 +166,7 @@ def compile_all(dtypes: tuple[Any, ...] = (np.float32, np.float64)) -> dict[str,
             for params in _registered_variants(cls):
                 spec = select(cls(**params), np.dtype(dt))
                 run_pointwise(code_of(spec.kind, spec.ydom, spec.fdom), spec.params, y, y, None, (True, True, True))
-        cross_entropy_value_grad(np.zeros((2, 3), dt), np.zeros(2, np.int64))
+        _compile_rows(dt)
         times[np.dtype(dt).name] = time.perf_counter() - t0
     return times
 

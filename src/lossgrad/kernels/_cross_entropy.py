@@ -16,7 +16,8 @@ of :mod:`._fastmath`.  Rows run in parallel in threads (``nogil``).
 
 Covered: class labels (with ``ignore_index``: an ignored row gives value 0 and a zero
 gradient) and probability targets; class weights; label smoothing; z-loss;
-``sample_weight`` per row; float32 (computed in float64) and float64.  Not covered
+``sample_weight`` per row; float32 (e^{f - m} in float32, the sums and the rest in
+float64) and float64.  Not covered
 (the reference runs): ``from_logits=False``, the Hessian and its products.
 The kernel counts non-finite logits and invalid labels/probability rows in its pass.
 """
@@ -29,7 +30,7 @@ import numpy as np
 from numba import njit
 
 from . import _fastmath as fm
-from ._driver import _pool, n_threads
+from ._driver import n_threads, run_in_parts
 
 __all__ = ["cross_entropy_value_grad"]
 
@@ -47,19 +48,20 @@ def _row_max(row):
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
 def _row_exp(row, g, m, cw, weighted):
-    """g_c = e^{f_c - m}; returns (sum_c g_c, sum_c w_c f_c (weighted) or sum_c f_c,
-    the count of non-finite f_c).  ``reassoc`` lets the sums be vectorised (their order
+    """g_c = e^{f_c - m} (in the row's dtype); returns (sum_c g_c, sum_c w_c f_c (weighted) or sum_c f_c,
+    whether some f_c is non-finite).  ``reassoc`` lets the sums be vectorised (their order
     changes: a few ulps, no cancellation)."""
     se = 0.0
     sf = 0.0
-    bad = 0
+    bad = False  # a boolean OR reduction: an int64 counter halves the float32 SIMD width
+    mm = fm.like(row[0], m)  # the row's max, exact in the row's dtype
     for c in range(row.size):
-        x = np.float64(row[c])
-        e = fm.exp(x - m)
+        x = row[c]
+        e = fm.exp(x - mm)  # float32 rows: float32 exp (16 SIMD lanes), as the reference's
         g[c] = e
-        se += e
-        sf += x * (cw[c] if weighted else 1.0)
-        bad += 1 if x - x != 0.0 else 0
+        se += np.float64(e)
+        sf += np.float64(x) * (cw[c] if weighted else 1.0)
+        bad |= x - x != 0
     return se, sf, bad
 
 
@@ -165,11 +167,5 @@ def cross_entropy_value_grad(
         _rows(f[lo:hi], yy[lo:hi], labels, *args, sw if sample_weight is None else sw[lo:hi],
               sample_weight is not None, float(prob_tol), v[lo:hi], g[lo:hi], counts[i])
 
-    if nt == 1:
-        run(0, 0, n)
-    else:
-        edges = [n * i // nt for i in range(nt + 1)]
-        futures = [_pool(nt).submit(run, i, edges[i], edges[i + 1]) for i in range(nt)]
-        for fut in futures:
-            fut.result()
+    run_in_parts(n, nt, run)
     return v, g, counts.sum(axis=0)

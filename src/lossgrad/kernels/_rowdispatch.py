@@ -1,12 +1,14 @@
-"""Dispatch of the row losses' public methods to the cross-entropy row kernel.
+"""Dispatch of the row losses' public methods to their row kernels.
 
 :func:`evaluate_row` is the row counterpart of :func:`lossgrad.kernels.evaluate_pointwise`:
 ``RowLoss._compute`` calls it for NumPy ``y_pred`` of at least ``kernel_threshold``
 elements (N K) while ``use_kernels`` is on, and runs the reference when it returns None.
 Served: :class:`lossgrad.CrossEntropy` with ``from_logits=True`` (every other option:
 class weights, ``ignore_index``, label smoothing, z-loss, labels or probability rows,
-``sample_weight``), for the ops value, grad and value+grad.  The Hessian, its diagonal
-and products, and the other row losses use the reference.
+``sample_weight``), for the ops value, grad and value+grad; the other row losses
+through the tables ``KERNELS`` of :mod:`._row_softmax` and :mod:`._row_margin` (class
+-> (supports(loss, ops), evaluate(loss, ops, y_true, y_pred, sample_weight))).  The
+Hessian, its diagonal and products use the reference.
 
 Validation costs no extra pass over the logits: the kernel counts non-finite logits and
 invalid targets in its pass, and only when a count is non-zero are the reference checks
@@ -17,6 +19,7 @@ to the reference (never a different answer).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,17 +31,38 @@ from ._cross_entropy import cross_entropy_value_grad
 __all__ = ["evaluate_row", "row_kernel_supports"]
 
 
+_TABLE: dict[type, tuple[Callable, Callable]] = {}
+
+
+def _table() -> dict[type, tuple[Callable, Callable]]:
+    if not _TABLE:
+        from ..losses.multiclass import CrossEntropy
+        from . import _row_margin, _row_softmax
+
+        _TABLE[CrossEntropy] = (_cross_entropy_supports, _cross_entropy)
+        _TABLE.update(_row_softmax.KERNELS)
+        _TABLE.update(_row_margin.KERNELS)
+    return _TABLE
+
+
 def row_kernel_supports(loss: Any, ops: tuple[str, ...]) -> bool:
     """Whether :func:`evaluate_row` serves ``ops`` of ``loss``."""
-    from ..losses.multiclass import CrossEntropy
-
-    return type(loss) is CrossEntropy and loss.from_logits and set(ops) <= {"value", "grad"}
+    entry = _table().get(type(loss))
+    return entry is not None and bool(entry[0](loss, ops))
 
 
 def evaluate_row(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any) -> tuple | None:
     """The fused row kernel's result of ``loss``'s ``ops``, or None (then the reference runs)."""
     if not row_kernel_supports(loss, ops):
         return None
+    return _table()[type(loss)][1](loss, ops, y_true, y_pred, sample_weight)
+
+
+def _cross_entropy_supports(loss: Any, ops: tuple[str, ...]) -> bool:
+    return loss.from_logits and set(ops) <= {"value", "grad"}
+
+
+def _cross_entropy(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any) -> tuple | None:
     xp, f, _ = V.as_prediction(y_pred, name="y_pred")
     if not isinstance(f, np.ndarray) or f.dtype not in (np.float32, np.float64) or f.ndim != 2:
         return None

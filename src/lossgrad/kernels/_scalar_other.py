@@ -1,7 +1,9 @@
 r"""Scalar (value, grad, hess) of the GLM, margin and binary losses, for the fused kernels.
 
 Same contract as :mod:`._scalar_residual`: float64 ``y``, ``f``, a four-float parameter
-tuple ``p``; returns (L, dL/df, d2L/df2), following the reference formulas of
+tuple ``p``, except the functions of :data:`._table.NATIVE` (GLM, logistic, exponential,
+bce_logit), which take float32 as float32 and keep it (constants through ``fm.one``,
+``fm.zero``, ``fm.like``); returns (L, dL/df, d2L/df2), following the reference formulas of
 :mod:`lossgrad.losses.glm`, ``margin`` and ``binary`` operation by operation.
 Margin losses take s = +1 for y > 0 and -1 otherwise, z = s f, and return
 (phi(z), s phi'(z), phi''(z)).
@@ -32,55 +34,84 @@ def poisson(y, f, p):
 @jit
 def gamma(y, f, p):
     e = y * fm.exp(-f)
-    return f + e, 1.0 - e, e
+    return f + e, fm.one(f) - e, e
 
 
 @jit
 def tweedie_normal(y, f, p):  # power 0: the half squared error in mu, f-free term kept
     mu = fm.exp(f)
     d = mu - y
-    return 0.5 * d * d, mu * (mu - y), mu * (2.0 * mu - y)
+    return fm.like(f, 0.5) * d * d, mu * (mu - y), mu * (fm.like(f, 2.0) * mu - y)
 
 
 @jit
-def _two_terms(y, f, q, k1, k2, safe, near, e1, em1, eq, ea, eb):
-    """k1 e^{(2-q) f} - k2 y e^{(1-q) f}, as the reference (:class:`lossgrad.Tweedie`):
-    factored e^{(1-q) f} [k1 e^f - k2 y] (with k1 expm1(f) + k1 - k2 y for |f| < 1)
-    where the factors are normal floats; otherwise the unfactored terms, and where both
-    overflow the infinity of the larger one.  |k1| e^{(2-q) f} > |k2 y| e^{(1-q) f}
-    exactly when |k1| e^f > |k2 y|: no logarithm, so the loop stays vectorisable."""
-    bracket = (k1 * em1 + (k1 - k2 * y)) if near else (k1 * e1 - k2 * y)
-    factored = eq * bracket
-    if safe & (factored - factored == 0.0):
+def _factored(y, k1, k2, near, e1, em1, eq):
+    """e^{(1-q) f} [k1 e^f - k2 y], the bracket k1 expm1(f) + (k1 - k2 y) for |f| < 1."""
+    return eq * ((k1 * em1 + (k1 - k2 * y)) if near else (k1 * e1 - k2 * y))
+
+
+@jit
+def _two_terms(y, f, k1, k2, safe, factored, ea, eb):
+    """k1 e^{(2-q) f} - k2 y e^{(1-q) f}, as the reference (:class:`lossgrad.Tweedie`): the
+    factored form where the factors are normal floats and it is finite; otherwise the
+    unfactored terms, and where both overflow the infinity of the larger one.
+    |k1| e^{(2-q) f} > |k2 y| e^{(1-q) f} exactly when |k1| e^f > |k2 y|: no logarithm,
+    so the loop stays vectorisable."""
+    if safe & (factored - factored == 0):
         return factored
     a = k1 * ea
     b = k2 * y * eb
     if math.isinf(a) & math.isinf(b):
-        a_wins = abs(k1) * fm.exp(f) > abs(k2) * (1.0 if y == 0 else abs(y))
+        a_wins = abs(k1) * fm.exp(f) > abs(k2) * (fm.one(y) if y == 0 else abs(y))
         return a if a_wins else -b
     return a - b
 
 
 @jit
-def tweedie(y, f, p):  # p = (power q not in {0, 1, 2}, 0.95 log(max float) of the input dtype)
+def _tweedie_factors(y, f, p):
     q = p[0]
-    safe = abs(f) * max(1.0, abs(1.0 - q)) < p[1]
-    fs = f if safe else 0.0
-    near = abs(fs) < 1.0
+    zero = fm.zero(f)
+    one = fm.one(f)
+    safe = abs(f) < p[1]
+    fs = f if safe else zero
+    near = abs(fs) < one
+    return safe, fs, near, fm.expm1_small(fs if near else zero), one - q, fm.like(f, 2.0) - q
+
+
+@jit
+def tweedie(y, f, p):  # p = (power q not in {0, 1, 2}, limit of |f| for the factored form, 1/(2-q), 1/(1-q))
+    safe, fs, near, em1, one_q, two_q = _tweedie_factors(y, f, p)
     # Two exponentials per element: (e^f, e^{(1-q) f}) where the factored form is used,
     # (e^{(2-q) f}, e^{(1-q) f_b}) of the unfactored terms elsewhere; e^f once more only
     # where both terms overflow (the comparison of their sizes).
     # (With y = 0 the term in e^{(1-q) f_b} is 0 either way.)
-    e_one = fm.exp(fs if safe else (2.0 - q) * f)
-    e_two = fm.exp((1.0 - q) * (fs if safe else (0.0 if y == 0 else f)))
-    em1 = fm.expm1_small(fs if near else 0.0)
+    e_one = fm.exp(fs if safe else two_q * f)
+    e_two = fm.exp(one_q * (fs if safe else (fm.zero(f) if y == 0 else f)))
     # unfactored terms; where safe (the factored product overflowed: huge |y|) e^{(2-q) f}
     # is the product e^f e^{(1-q) f}, finite there
     ea = e_one * e_two if safe else e_one
-    v = _two_terms(y, f, q, 1.0 / (2.0 - q), 1.0 / (1.0 - q), safe, near, e_one, em1, e_two, ea, e_two)
-    g = _two_terms(y, f, q, 1.0, 1.0, safe, near, e_one, em1, e_two, ea, e_two)
-    h = _two_terms(y, f, q, 2.0 - q, 1.0 - q, safe, near, e_one, em1, e_two, ea, e_two)
+    one = fm.one(f)
+    v = _two_terms(y, f, p[2], p[3], safe, _factored(y, p[2], p[3], near, e_one, em1, e_two), ea, e_two)
+    g = _two_terms(y, f, one, one, safe, _factored(y, one, one, near, e_one, em1, e_two), ea, e_two)
+    h = _two_terms(y, f, two_q, one_q, safe, _factored(y, two_q, one_q, near, e_one, em1, e_two), ea, e_two)
     return v, g, h
+
+
+@jit
+def tweedie_fast(y, f, p):
+    """:func:`tweedie`'s factored form alone, and whether it is the answer (ok): where
+    every factor is a normal float and the three results finite, ``tweedie`` returns
+    exactly these numbers.  The driver recomputes a block with ``tweedie`` where a lane
+    is not ok (|f| near the overflow range, or a huge |y|), so the common case pays two
+    exponentials and no fallback arithmetic (measured: 3.9 -> 2.4 ns/element in float64)."""
+    safe, fs, near, em1, one_q, two_q = _tweedie_factors(y, f, p)
+    e_one = fm.exp(fs)
+    e_two = fm.exp(one_q * fs)
+    one = fm.one(f)
+    v = _factored(y, p[2], p[3], near, e_one, em1, e_two)
+    g = _factored(y, one, one, near, e_one, em1, e_two)
+    h = _factored(y, two_q, one_q, near, e_one, em1, e_two)
+    return v, g, h, safe & (v - v == 0) & (g - g == 0) & (h - h == 0)
 
 
 # -------------------------------------------------------------------- margin
@@ -92,11 +123,18 @@ def _s(y):
 
 
 @jit
+def _sign(y, f):
+    """_s(y) in the float type of f."""
+    return fm.one(f) if y > 0 else -fm.one(f)
+
+
+@jit
 def logistic(y, f, p):
-    s = _s(y)
+    s = _sign(y, f)
     z = s * f
     e = fm.exp(-abs(z))
-    return fm.softplus(-z), s * -fm.sigmoid(-z), e / ((1.0 + e) * (1.0 + e))
+    d = fm.one(f) + e
+    return fm.softplus(-z), s * -fm.sigmoid(-z), e / (d * d)
 
 
 @jit
@@ -145,7 +183,7 @@ def perceptron(y, f, p):
 
 @jit
 def exponential(y, f, p):
-    s = _s(y)
+    s = _sign(y, f)
     e = fm.exp(-(s * f))
     return e, s * -e, e
 
@@ -184,8 +222,8 @@ def zero_one(y, f, p):  # value only: grad and hess do not exist (never requeste
 @jit
 def _smooth(y, p):
     ls = p[1]
-    t = y if ls == 0 else y * (1.0 - ls) + 0.5 * ls
-    return p[0] * t, 1.0 - t  # (a, b): weights of the positive and negative terms
+    t = y if ls == 0 else y * (fm.one(ls) - ls) + fm.like(ls, 0.5) * ls
+    return p[0] * t, fm.one(ls) - t  # (a, b): weights of the positive and negative terms
 
 
 @jit
@@ -194,7 +232,8 @@ def bce_logit(y, f, p):  # p = (pos_weight, label_smoothing)
     v = a * fm.softplus(-f) + b * fm.softplus(f)
     g = b * fm.sigmoid(f) - a * fm.sigmoid(-f)
     e = fm.exp(-abs(f))
-    return v, g, e / ((1.0 + e) * (1.0 + e)) * (a + b)
+    d = fm.one(f) + e
+    return v, g, e / (d * d) * (a + b)
 
 
 @jit

@@ -38,6 +38,15 @@ FUNCTIONS: tuple[Callable, ...] = (
     O.dwd, O.zero_one, O.bce_logit, O.bce_prob, O.binary_focal,
 )
 
+#: Scalar functions written with the type-keeping helpers of ``_fastmath``: float32
+#: input runs in float32 arithmetic (the others widen it to float64).
+NATIVE: frozenset[Callable] = frozenset({O.poisson, O.gamma, O.tweedie_normal, O.tweedie, O.logistic, O.exponential,
+                                         O.bce_logit})
+
+#: scalar function -> its fast path (v, g, h, ok): equal to the function where ok; the
+#: driver recomputes a block by the function itself when a lane is not ok.
+FAST: dict[Callable, Callable] = {O.tweedie: O.tweedie_fast}
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -69,7 +78,11 @@ def _tweedie(loss: Any, dtype: Any) -> Spec:
     q = loss.power
     ydom = Y_POS if q >= 2 else (Y_NONNEG if q >= 1 else Y_ANY)
     fn = {0.0: O.tweedie_normal, 1.0: O.poisson, 2.0: O.gamma}.get(q, O.tweedie)
-    return Spec(fn, _p(q, 0.95 * math.log(float(np.finfo(dtype).max))), ydom)
+    if fn is not O.tweedie:
+        return Spec(fn, ydom=ydom)
+    # the factored form where |f| max(1, |1 - q|) < 0.95 log(max float): e^f and e^{(1-q) f} normal
+    limit = 0.95 * math.log(float(np.finfo(dtype).max)) / max(1.0, abs(1.0 - q))
+    return Spec(fn, _p(q, limit, 1.0 / (2.0 - q), 1.0 / (1.0 - q)), ydom)
 
 
 def _bce(loss: Any, dtype: Any) -> Spec:
@@ -133,6 +146,12 @@ VALUE_ONLY: dict[type, str] = {margin.ZeroOne: "the zero-one loss has no derivat
 def spec_for(loss: Any, dtype: Any) -> Spec | None:
     """The kernel of ``loss`` for inputs of ``dtype``, or None (use the reference)."""
     select = POINTWISE.get(type(loss))
-    return None if select is None else select(loss, np.dtype(dtype))
+    if select is None:
+        return None
+    dt = np.dtype(dtype)
+    spec = select(loss, dt)
+    if spec.fn in NATIVE and dt == np.float32:  # parameters in the arithmetic's type
+        spec = Spec(spec.fn, tuple(np.float32(v) for v in spec.params), spec.ydom, spec.fdom)  # type: ignore[arg-type]
+    return spec
 
 

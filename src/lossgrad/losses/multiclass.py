@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -201,6 +201,8 @@ class CrossEntropy(_ClassVectorMixin, LogSoftmaxLoss):
         if "e" in want:
             out["e"] = None
         return out
+
+    row_weight_options: ClassVar[tuple[str, ...]] = ("ignore_index", "weight")
 
     def _row_weight(self, xp: Any, t: RowTarget, f: Any) -> Any:
         if not t.is_labels:

@@ -1,0 +1,392 @@
+r"""Row kernels of focal, poly1 and kl_divergence: value and gradient in one pass per row.
+
+The three are sums  l = sum_c a_c phi(s_c)  of the log-softmax s = f - lse(f) (see
+:mod:`lossgrad.losses._softmax_family`); with p = softmax(f), u = 1 - p,
+b_c = a_c phi'(s_c) and B = sum_c b_c:
+
+    grad_c = b_c - p_c B                      (c != c*, the first arg-max)
+    grad_c* = u_c* B - sum_{c != c*} b_c      (no cancellation as p_c* -> 1)
+
+* Focal (gamma, class weights alpha; a = alpha q): phi = -u^gamma s,
+  phi' = -u^gamma (1 + gamma p psi), psi = s / expm1(s) = -log(p) / u (1 at p = 1).
+* Poly1 (epsilon; a = q): phi = -s + epsilon u, phi' = -1 - epsilon p.
+* KLDivergence (a = q, or a = e^y with ``log_target``): phi = -s, phi' = -1, plus the
+  constant sum_c q_c log q_c (0 log 0 = 0), or sum_c e^{y_c} y_c with ``log_target``;
+  so grad = Q p - q off c* (Q = sum_c q_c).
+
+Per row, as in the reference's ``softmax_parts``: m = max f = f_c*, e_c = e^{f_c - m},
+so = sum_{c != c*} e_c (ties with the max count 1 each), lse = m + log1p(so); at c*,
+t = lse_{c != c*}(f) - m = log so, s_c* = log_sigmoid(-t), log u_c* = log_sigmoid(t)
+(both from t, exact as p_c* -> 1; when so < 2^-900 the row takes a second pass that
+forms t with its own shift, as the reference does); elsewhere s_c = f_c - lse,
+p_c = e_c / (1 + so) <= 1/2, u_c = 1 - p_c, log u_c = -log1p(p_c / u_c).
+
+Passes per row: the max, the exponentials (into an L1 scratch row, with the tie count
+and the non-finite count), the first arg-max (early exit), then for probability
+targets one loop forming b_c and the value's terms, and the gradient loop.  A label
+target needs phi at one class only: O(1) transcendental work besides the exponentials.
+In the loops over classes exp, log(1 - p) = -log1p01(p / u) (p / u in [0, 1]) and the
+log of q log q (q = 2^k m, m in [sqrt(1/2), sqrt 2), log m = log1p01(m - 1): m - 1 lies
+outside log1p01's stated [0, 1] but inside the [sqrt(1/2) - 1, sqrt 2 - 1] its fdlibm
+reduction covers) are the vectorised ones of :mod:`._fastmath`; the rest is per row.
+float32 is computed in float64 with the loss's parameters (alpha, gamma, epsilon)
+rounded to float32 first, as the reference's arithmetic rounds them.  Rows run in
+threads (``nogil``) above 2^17 elements.
+
+Served: every option of the three (labels or probability rows; alpha, gamma;
+epsilon; ``log_target``), ``sample_weight``, ops value / grad / value+grad, float32 and
+float64, and ``loss(y, f, reduction=...)`` (``RowLoss.__call__`` reduces the kernel's
+rows).  Not served (the reference runs): the Hessian, its diagonal and products.
+The kernel counts non-finite logits, invalid targets (non-integer or out-of-range
+labels; probabilities outside [0, 1] or rows off 1 by half the reference tolerance;
+log-probabilities above half of it or rows whose logsumexp is off 0 by it) and
+non-finite or negative weights in its pass; on any count the reference's checks run
+and raise its own error, or, if they accept, the reference computes.
+
+Reference: T.-Y. Lin et al. (2017), Focal loss for dense object detection; Z. Leng et
+al. (2022), PolyLoss; fdlibm's log1p for the logarithm's reduction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from .. import _validation as V
+from .._config import get_config
+from .._row import prob_tolerance
+from . import _fastmath as fm
+from ._cross_entropy import _row_max
+from ._driver import n_threads, run_in_parts
+
+__all__ = ["KERNELS", "softmax_family_value_grad", "FOCAL", "POLY1", "KL"]
+
+FOCAL, POLY1, KL = 0, 1, 2
+_TINY = 2.0 ** -900  # so below this: t = log so is recomputed with its own shift
+_LN2_HI = 6.93147180369123816490e-01  # k * _LN2_HI exact for |k| < 2^11
+_LN2_LO = 1.90821492927058770002e-10
+_SQRT2 = 1.4142135623730951
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _row_exp(row, e, m):
+    """e_c = e^{f_c - m}; returns (sum of e_c over f_c != m, count of f_c == m, count of
+    non-finite f_c)."""
+    so = 0.0
+    ties = 0.0
+    bad = 0
+    for c in range(row.size):
+        x = np.float64(row[c])
+        ec = fm.exp(x - m)
+        e[c] = ec
+        top = x == m
+        so += 0.0 if top else ec
+        ties += 1.0 if top else 0.0
+        bad += 1 if x - x != 0.0 else 0
+    return so, ties, bad
+
+
+@njit(cache=True, error_model="numpy")
+def _first_max(row, m):
+    for c in range(row.size):
+        if np.float64(row[c]) == m:
+            return c
+    return 0  # a row holding NaN: flagged
+
+
+@njit(cache=True, error_model="numpy")
+def _t_shifted(row, cs, m):
+    """lse_{c != c*}(f) - m with the shift max_{c != c*} f_c (the reference's form)."""
+    mo = -math.inf
+    for c in range(row.size):
+        if c != cs:
+            mo = max(mo, np.float64(row[c]))
+    so = 0.0
+    for c in range(row.size):
+        if c != cs:
+            so += math.exp(np.float64(row[c]) - mo)
+    return (mo + math.log(so)) - m
+
+
+@njit(cache=True, error_model="numpy")
+def _log_sigmoid(x):
+    return min(x, 0.0) - math.log1p(math.exp(-abs(x)))
+
+
+@njit(cache=True, error_model="numpy")
+def _psi(s):
+    d = math.expm1(s)
+    return 1.0 if d == 0.0 else s / d
+
+
+@njit(cache=True, error_model="numpy")
+def _phi(kind, gamma, eps, s, p, u, lu, psi):
+    """(phi(s), phi'(s)) of one class from s = log p, p, u = 1 - p, log u, psi."""
+    if kind == FOCAL:
+        ug = math.exp(gamma * lu)
+        return -ug * s, -ug * (1.0 + gamma * p * psi)
+    if kind == POLY1:
+        return -s + eps * u, -1.0 - eps * p
+    return -s, -1.0
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _focal_probs(row, q, e, b, inv, lse, cs, cw, weighted, gamma):
+    """b_c and the value's sum over c != c*, sum b_c (c != c*), sum q_c, invalid q count."""
+    val = bsum = qsum = 0.0
+    bad = 0
+    for c in range(row.size):
+        qc = np.float64(q[c])
+        bad += 1 if (qc < 0.0) | (qc > 1.0) | (qc - qc != 0.0) else 0
+        qsum += qc
+        a = qc * (cw[c] if weighted else 1.0)
+        p = e[c] * inv
+        u = 1.0 - p
+        s = np.float64(row[c]) - lse
+        ug = fm.exp(gamma * -fm.log1p01(p / u))  # u^gamma, p <= 1/2 off c*
+        other = c != cs
+        bc = -a * ug * (1.0 - gamma * p * s / u) if other else 0.0
+        b[c] = bc
+        bsum += bc
+        val += -a * ug * s if other else 0.0
+    return val, bsum, qsum, bad
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _poly1_probs(row, q, e, b, inv, lse, cs, eps):
+    val = bsum = qsum = 0.0
+    bad = 0
+    for c in range(row.size):
+        qc = np.float64(q[c])
+        bad += 1 if (qc < 0.0) | (qc > 1.0) | (qc - qc != 0.0) else 0
+        qsum += qc
+        p = e[c] * inv
+        s = np.float64(row[c]) - lse
+        other = c != cs
+        bc = -qc * (1.0 + eps * p) if other else 0.0
+        b[c] = bc
+        bsum += bc
+        val += qc * (eps * (1.0 - p) - s) if other else 0.0
+    return val, bsum, qsum, bad
+
+
+@njit(cache=True, error_model="numpy")
+def _log(x):
+    """log x for a positive normal float64 x, vectorisable: x = 2^k m, m in [sqrt(1/2),
+    sqrt 2), log x = k ln2 + log1p01(m - 1).  (A subnormal x reads as 2^-1022 (1 + ...):
+    x log x is then off by < 1e-306, far below an ulp of a loss value.)"""
+    bits = fm.order_key(x)
+    k = np.float64((bits >> 52) - 1023)
+    m = fm.from_order_key((bits & 0xFFFFFFFFFFFFF) | 0x3FF0000000000000)
+    big = m > _SQRT2
+    m = 0.5 * m if big else m
+    k = k + 1.0 if big else k
+    return k * _LN2_HI + (fm.log1p01(m - 1.0) + k * _LN2_LO)
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _kl_probs(row, q, b, lse, cs, log_target, ytol):
+    """For KL: (sum_{c != c*} a_c (-s_c), sum_{c != c*} b_c, sum a_c, constant, a_c*,
+    invalid count), a = q or e^y (log_target); the constant is sum q log q or sum e^y y."""
+    val = bsum = asum = const = 0.0
+    bad = 0
+    for c in range(row.size):
+        yc = np.float64(q[c])
+        if log_target:
+            bad += 1 if (yc > ytol) | (yc - yc != 0.0) else 0
+            a = fm.exp(yc)
+            const += a * yc
+        else:
+            bad += 1 if (yc < 0.0) | (yc > 1.0) | (yc - yc != 0.0) else 0
+            a = yc
+            const += yc * _log(yc) if yc > 0.0 else 0.0
+        asum += a
+        other = c != cs
+        bc = -a if other else 0.0
+        b[c] = bc
+        bsum += bc
+        val += a * (lse - np.float64(row[c])) if other else 0.0
+    return val, bsum, asum, const, bad
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _rows(kind, f, y, labels, cw, weighted, gamma, eps, log_target, sw, has_sw, ptol, want_g,
+          v_out, g_out, counts):
+    n, k = f.shape
+    e = np.empty(k)
+    b = np.empty(k)
+    bad_f = bad_y = bad_w = 0
+    for i in range(n):
+        row = f[i]
+        wi = 1.0
+        if has_sw:
+            wi = np.float64(sw[i])
+            bad_w += 1 if (wi < 0.0) | (wi - wi != 0.0) else 0
+        m = _row_max(row)
+        so, ties, nonfinite = _row_exp(row, e, m)
+        bad_f += nonfinite
+        so += ties - 1.0  # the ties with c* count e^0 = 1 each
+        cs = _first_max(row, m)
+        t = math.log(so) if so >= _TINY else _t_shifted(row, cs, m)
+        lse = m + math.log1p(so)
+        inv = 1.0 / (1.0 + so)
+        s_st = _log_sigmoid(-t)
+        lu_st = _log_sigmoid(t)
+        p_st = math.exp(s_st)
+        u_st = math.exp(lu_st)
+        if labels:
+            lab = np.float64(y[i, 0])
+            if not ((lab >= 0) & (lab < k) & (lab == math.floor(lab))):
+                bad_y += 1
+                lab = 0.0
+            yl = int(lab)
+            a = cw[yl] if weighted else 1.0
+            if yl == cs:
+                phi, dphi = _phi(kind, gamma, eps, s_st, p_st, u_st, lu_st, _psi(s_st))
+            else:
+                s = np.float64(row[yl]) - lse
+                p = e[yl] * inv
+                lu = math.log1p(-p)
+                phi, dphi = _phi(kind, gamma, eps, s, p, 1.0 - p, lu, _psi(s))
+            v_out[i] = (a * phi) * wi
+            if want_g:
+                g = g_out[i]
+                bb = a * dphi
+                c0 = -bb * inv
+                for c in range(k):
+                    g[c] = (c0 * e[c]) * wi
+                if yl == cs:
+                    g[cs] = (u_st * bb) * wi
+                else:
+                    g[yl] = (bb - (e[yl] * inv) * bb) * wi
+                    g[cs] = (u_st * bb - bb) * wi
+            continue
+        q = y[i]
+        const = 0.0
+        if kind == KL:
+            val, rest, qsum, const, badq = _kl_probs(row, q, b, lse, cs, log_target, ptol)
+            a_st = math.exp(np.float64(q[cs])) if log_target else np.float64(q[cs])
+            if log_target:
+                badq += 1 if abs(math.log(qsum)) > ptol else 0
+            else:
+                badq += 1 if abs(qsum - 1.0) > ptol else 0
+        else:
+            if kind == FOCAL:
+                val, rest, qsum, badq = _focal_probs(row, q, e, b, inv, lse, cs, cw, weighted, gamma)
+            else:
+                val, rest, qsum, badq = _poly1_probs(row, q, e, b, inv, lse, cs, eps)
+            a_st = np.float64(q[cs]) * (cw[cs] if weighted else 1.0)
+            badq += 1 if abs(qsum - 1.0) > ptol else 0
+        bad_y += badq
+        phi, dphi = _phi(kind, gamma, eps, s_st, p_st, u_st, lu_st, _psi(s_st))
+        b_st = a_st * dphi
+        val += a_st * phi if a_st != 0.0 else 0.0
+        v_out[i] = (val + const) * wi
+        if want_g:
+            g = g_out[i]
+            bsum = rest + b_st
+            for c in range(k):
+                g[c] = (b[c] - (e[c] * inv) * bsum) * wi
+            g[cs] = (u_st * bsum - rest) * wi
+    counts[0] = bad_f
+    counts[1] = bad_y
+    counts[2] = bad_w
+
+
+def softmax_family_value_grad(
+    kind: int, f: np.ndarray, y: np.ndarray, *, class_weight: np.ndarray | None = None, gamma: float = 0.0,
+    epsilon: float = 0.0, log_target: bool = False, sample_weight: np.ndarray | None = None,
+    prob_tol: float = 1e-6, want_grad: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(value (N,), grad (N, K) or None, counts) of loss ``kind`` (FOCAL, POLY1, KL) on
+    logits ``f`` (N, K) float32/float64.
+
+    ``y``: (N,) class labels (focal, poly1) or (N, K) target rows (probabilities, or
+    log-probabilities for KL with ``log_target``), in f's dtype; ``class_weight``: focal's
+    alpha.  counts = [non-finite logits, invalid targets, invalid weights (non-finite
+    or negative)], with the row-sum and log-target tests at ``prob_tol``.  No check raises
+    here: the caller decides.
+    """
+    f = np.ascontiguousarray(f)
+    if f.dtype not in (np.float32, np.float64) or f.ndim != 2:
+        raise TypeError("softmax_family_value_grad: f must be a 2-d float32 or float64 array")
+    n, k = f.shape
+    labels = y.ndim == 1
+    yy = np.ascontiguousarray(y.reshape(n, 1) if labels else y, dtype=f.dtype)
+    cw = np.ones(k) if class_weight is None else np.ascontiguousarray(class_weight, dtype=np.float64)
+    sw = np.ones(1, f.dtype) if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=f.dtype)
+    v = np.empty(n, f.dtype)
+    g = np.empty((n, k) if want_grad else (n, 0), f.dtype)
+    nt = n_threads() if n * k >= (1 << 17) and n >= 2 else 1
+    counts = np.zeros((nt, 3), np.int64)
+    args = (cw, class_weight is not None, float(gamma), float(epsilon), bool(log_target))
+
+    def run(i: int, lo: int, hi: int) -> None:
+        _rows(kind, f[lo:hi], yy[lo:hi], labels, *args, sw if sample_weight is None else sw[lo:hi],
+              sample_weight is not None, float(prob_tol), want_grad, v[lo:hi], g[lo:hi], counts[i])
+
+    run_in_parts(n, nt, run)
+    return v, (g if want_grad else None), counts.sum(axis=0)
+
+
+# ---------------------------------------------------------------- dispatch
+
+
+def _supports(loss: Any, ops: tuple[str, ...]) -> bool:
+    return bool(ops) and set(ops) <= {"value", "grad"}
+
+
+def _params(kind: int, loss: Any, dt: type) -> dict:
+    """The kernel's parameters, rounded to y_pred's dtype as the reference's arithmetic does."""
+    if kind == FOCAL:
+        alpha = None if loss.alpha is None else np.asarray(loss.alpha, dt).astype(np.float64)
+        return {"gamma": float(dt(loss.gamma)), "class_weight": alpha}
+    if kind == POLY1:
+        return {"epsilon": float(dt(loss.epsilon))}
+    return {"log_target": loss.log_target}
+
+
+def _evaluate(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any) -> tuple | None:
+    xp, f, _ = V.as_prediction(y_pred, name="y_pred")
+    if not isinstance(f, np.ndarray) or f.dtype not in (np.float32, np.float64) or f.ndim != 2:
+        return None
+    n, k = f.shape
+    try:  # conversions only (the data checks run in the kernel's pass)
+        y = V.as_target(y_true, xp, f, name="y_true", same_shape=False)
+        w = None if sample_weight is None else V.as_target(sample_weight, xp, f, name="sample_weight",
+                                                           same_shape=False)
+        shapes_ok = (w is None or w.ndim == 0 or w.shape == (n,)) and (
+            (loss.accepts_labels and y.ndim == 1 and y.shape[0] == n) or (y.ndim == 2 and y.shape == f.shape))
+    except (TypeError, ValueError):
+        shapes_ok = False
+    if k < loss.min_classes or not shapes_ok:
+        loss._prepare(y_true, y_pred, sample_weight)  # raises the reference's own (first) error
+        return None  # pragma: no cover - the reference accepted it: let it compute
+    loss._check_classes(k)
+    if w is not None and w.ndim == 0:
+        w = np.broadcast_to(w, (n,))
+    kind = _KIND[type(loss)]
+    v, g, counts = softmax_family_value_grad(kind, f, y, sample_weight=w, want_grad="grad" in ops,
+                                             prob_tol=0.5 * prob_tolerance(np, f.dtype),
+                                             **_params(kind, loss, f.dtype.type))
+    if not get_config().assume_valid and counts.any():
+        loss._prepare(y_true, y_pred, sample_weight)  # raises the reference's own error
+        return None  # the reference accepted what the kernel flagged: let it compute
+    return tuple(v if op == "value" else g for op in ops)
+
+
+def _kernels() -> tuple[dict[type, int], dict[type, tuple[Callable, Callable]]]:
+    from ..losses.kl_divergence import KLDivergence
+    from ..losses.multiclass import Focal, Poly1
+
+    kinds = {Focal: FOCAL, Poly1: POLY1, KLDivergence: KL}
+    return kinds, {cls: (_supports, _evaluate) for cls in kinds}
+
+
+_KIND, KERNELS = _kernels()
+"""KERNELS: loss class -> (supports(loss, ops), evaluate(loss, ops, y_true, y_pred,
+sample_weight)), read by :mod:`._rowdispatch`."""
