@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import lossgrad
 
@@ -58,3 +59,18 @@ def test_reductions_of_row_losses_use_the_kernel_where_row_weights_are_one(kerne
                     got = loss(y, f, sample_weight=sw, reduction=reduction)
                 assert calls == ([True] if expected else []), (loss, reduction)
                 np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_cross_entropy_kernel_reports_the_reference_error_first():
+    """NaN logits and a negative weight together: the same error as the reference (the logits')."""
+    f = np.zeros((50, 4))
+    f[3, 1] = np.nan
+    y = np.zeros(50, int)
+    w = np.ones(50)
+    w[7] = -1.0
+    loss = lossgrad.CrossEntropy()
+    with lossgrad.config_context(use_kernels=False), pytest.raises(ValueError) as ref:
+        loss.value_grad(y, f, sample_weight=w)
+    with lossgrad.config_context(kernel_threshold=0), pytest.raises(ValueError) as ker:
+        loss.value_grad(y, f, sample_weight=w)
+    assert str(ker.value) == str(ref.value)

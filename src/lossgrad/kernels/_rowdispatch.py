@@ -74,7 +74,11 @@ def _cross_entropy(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any, sa
         loss._prepare(y_true, y_pred, sample_weight)  # raises the reference's own error
         return None  # pragma: no cover - the reference accepted it: let it compute
     loss._check_classes(k)
-    w = V.as_sample_weight(sample_weight, xp, (n,), f)
+    try:
+        w = V.as_sample_weight(sample_weight, xp, (n,), f)
+    except ValueError:
+        loss._prepare(y_true, y_pred, sample_weight)  # the reference's first error (it checks the logits first)
+        raise
     if w is not None:
         w = np.broadcast_to(w, (n,))
     from .._row import prob_tolerance
