@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit
 
 from . import _fastmath as fm
-from ._driver import n_threads, run_in_parts
+from ._driver import n_threads, not_probability, run_in_parts
 
 __all__ = ["cross_entropy_value_grad"]
 
@@ -75,7 +75,7 @@ def _row_prob(row, q, cw, eps, spread, weighted):
     bad = 0
     for c in range(row.size):
         qc = np.float64(q[c])
-        bad += 1 if (qc < 0.0) | (qc > 1.0) | (qc - qc != 0.0) else 0
+        bad += not_probability(qc)
         qsum += qc
         a = (cw[c] if weighted else 1.0) * ((1.0 - eps) * qc + spread)
         s_coef += a

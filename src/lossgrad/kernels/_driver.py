@@ -54,7 +54,7 @@ from numba import njit
 from . import _fastmath as fm
 from ._table import F_ANY, F_UNIT, FAST, FUNCTIONS, NATIVE, Y_ANY, Y_MARGIN, Y_NONNEG, Y_POS, Y_UNIT
 
-__all__ = ["run_pointwise", "run_in_parts", "code_of", "kernel", "N_COUNTS", "n_threads"]
+__all__ = ["run_pointwise", "run_in_parts", "not_probability", "code_of", "kernel", "N_COUNTS", "n_threads"]
 
 _B = 512  # block length: scratch buffers of 3 x 512 x 8 bytes stay in L1
 N_COUNTS = 3  # flagged elements (non-finite y/f/w, w < 0, y or f outside the domain), y == -1, y == 0
@@ -82,6 +82,15 @@ def _not_sign(x):
 
 
 _jit_small = njit(cache=True, error_model="numpy")
+
+
+@_jit_small
+def not_probability(q):
+    """Whether the probability-target entry q lies outside [0, 1] or is NaN (the row
+    kernels' validity test of a target entry)."""
+    return (q < 0.0) | (q > 1.0) | (q - q != 0.0)
+
+
 #: domain code -> compiled test "is this value outside the domain"
 _TARGET = {Y_ANY: _jit_small(_no), Y_NONNEG: _jit_small(_neg), Y_POS: _jit_small(_nonpos),
            Y_UNIT: _jit_small(_outside_unit), Y_MARGIN: _jit_small(_not_sign)}

@@ -64,7 +64,7 @@ from numba import njit
 from .. import _validation as V
 from .._config import get_config
 from . import _fastmath as fm
-from ._driver import n_threads, run_in_parts
+from ._driver import n_threads, not_probability, run_in_parts
 
 __all__ = ["KERNELS", "row_inputs", "launch", "finish"]
 
@@ -197,7 +197,7 @@ def _cat_prob_pass(row, q, buf):
         m = max(m, fm.order_key(np.float64((one - qc) * x)))
         buf[j] = qc * x
         nf |= x - x != zero
-        nq |= (qc < zero) | (qc > one) | (qc - qc != zero)
+        nq |= not_probability(qc)
     return fm.from_order_key(m), nf, nq
 
 
@@ -293,7 +293,7 @@ def _multilabel_row(row, q, pw, wi, g, buf):
         sgn = ed if x >= zero else d
         g[j] = (b * sig - a * sgn) * wi
         nf |= x - x != zero
-        nq |= (qc < zero) | (qc > one) | (qc - qc != zero)
+        nq |= not_probability(qc)
     return nf, nq
 
 

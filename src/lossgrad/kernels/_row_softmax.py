@@ -61,7 +61,7 @@ from .._config import get_config
 from .._row import prob_tolerance
 from . import _fastmath as fm
 from ._cross_entropy import _row_max
-from ._driver import n_threads, run_in_parts
+from ._driver import n_threads, not_probability, run_in_parts
 
 __all__ = ["KERNELS", "softmax_family_value_grad", "FOCAL", "POLY1", "KL"]
 
@@ -141,7 +141,7 @@ def _focal_probs(row, q, e, b, inv, lse, cs, cw, weighted, gamma):
     bad = 0
     for c in range(row.size):
         qc = np.float64(q[c])
-        bad += 1 if (qc < 0.0) | (qc > 1.0) | (qc - qc != 0.0) else 0
+        bad += not_probability(qc)
         qsum += qc
         a = qc * (cw[c] if weighted else 1.0)
         p = e[c] * inv
@@ -162,7 +162,7 @@ def _poly1_probs(row, q, e, b, inv, lse, cs, eps):
     bad = 0
     for c in range(row.size):
         qc = np.float64(q[c])
-        bad += 1 if (qc < 0.0) | (qc > 1.0) | (qc - qc != 0.0) else 0
+        bad += not_probability(qc)
         qsum += qc
         p = e[c] * inv
         s = np.float64(row[c]) - lse
@@ -201,7 +201,7 @@ def _kl_probs(row, q, b, lse, cs, log_target, ytol):
             a = fm.exp(yc)
             const += a * yc
         else:
-            bad += 1 if (yc < 0.0) | (yc > 1.0) | (yc - yc != 0.0) else 0
+            bad += not_probability(yc)
             a = yc
             const += yc * _log(yc) if yc > 0.0 else 0.0
         asum += a
