@@ -2,7 +2,8 @@
 
     python benchmarks/bench_cross_entropy.py [--quick] [--repeat 5]
 
-(N, K) in {(2^18, 128), (65536, 1000), (4096, 32768)} (``--quick``: N divided by 16,
+(N, K) in {(2^18, 128), (65536, 1000), (4096, 32768)} and (2^20, 10), where grad +
+Hessian diagonal (what boosting asks for) is timed too (``--quick``: N divided by 16,
 3 repeats), float32 and float64, class-index targets.  Prints a Markdown table of median
 milliseconds, the best peer over lossgrad, and the share of the bandwidth floor (read
 the logits, write the gradient) at the copy rate measured in the same run.
@@ -14,7 +15,7 @@ import argparse
 import os
 import platform
 
-from lossgrad.kernels.bench import CE_SHAPES, copy_bandwidth, format_table, suite_cross_entropy
+from lossgrad.kernels.bench import CE_NARROW_SHAPE, CE_SHAPES, copy_bandwidth, format_table, suite_cross_entropy
 
 
 def main() -> None:
@@ -22,7 +23,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="N / 16, 3 repeats")
     ap.add_argument("--repeat", type=int, default=5)
     a = ap.parse_args()
-    shapes = tuple((n // 16, k) for n, k in CE_SHAPES) if a.quick else CE_SHAPES
+    shapes = CE_SHAPES + (CE_NARROW_SHAPE,)
+    shapes = tuple((n // 16, k) for n, k in shapes) if a.quick else shapes
     repeat = 3 if a.quick else a.repeat
     bw = copy_bandwidth()
     print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "

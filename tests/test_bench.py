@@ -13,8 +13,9 @@ from lossgrad.kernels import bench as B
 def test_run_bench_tiny_produces_a_full_table():
     out = run_bench(n=2000, shape=(64, 8), repeat=1, peers=("numpy", "sklearn"), losses=("huber", "logistic"))
     lines = [ln for ln in out.splitlines() if ln.startswith("| A") or ln.startswith("| B")]
-    # 2 losses x 3 ops x 2 dtypes, then cross_entropy x 2 dtypes
-    assert len(lines) == 2 * 3 * 2 + 2
+    # 2 losses x 3 ops x 2 dtypes, then cross_entropy (K = 8: value_grad and grad_hess_diag) x 2 dtypes
+    assert len(lines) == 2 * 3 * 2 + 2 * 2
+    assert sum("| cross_entropy | grad_hess_diag | 64x8 |" in ln for ln in lines) == 2
     canary = run_bench(n=2000, shape=(16, 4), repeat=1, peers=("numpy",), losses=("squared_error",))
     assert sum("squared_error (out=)" in ln for ln in canary.splitlines()) == 2  # f64 and f32
     assert "copy bandwidth" in out
@@ -39,6 +40,26 @@ def test_peers_compute_the_same_losses_as_lossgrad():
         rg, rh = loss.grad_hess(y, f)
         np.testing.assert_allclose(np.asarray(g2), rg, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(np.asarray(h2), rh, rtol=1e-12, atol=1e-12)
+
+
+def test_cross_entropy_peers_compute_what_lossgrad_computes():
+    """scikit-learn's HalfMultinomialLoss: loss_gradient = (value, grad), gradient_hessian =
+    (grad, the Hessian diagonal p (1 - p)) of lossgrad's cross_entropy."""
+    import lossgrad
+
+    rng = np.random.default_rng(2)
+    f = rng.normal(0, 2, (300, 10))
+    y = rng.integers(0, 10, 300)
+    ce = lossgrad.CrossEntropy()
+    v, g = B._ce_sklearn(y, f)()
+    np.testing.assert_allclose(v, ce.value(y, f), rtol=1e-12)
+    np.testing.assert_allclose(g, ce.grad(y, f), rtol=1e-12, atol=1e-15)
+    g, h = B._ce_sklearn(y, f, "grad_hess_diag")()
+    rg, rh = B._ce_lossgrad(y, f, "grad_hess_diag")()
+    np.testing.assert_allclose(g, rg, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(h, rh, rtol=1e-12, atol=1e-15)
+    vj, gj = B._ce_jax(y, f)()
+    np.testing.assert_allclose(np.asarray(gj), ce.grad(y, f), rtol=1e-12, atol=1e-15)
 
 
 def test_lossgrad_bench_command_runs():

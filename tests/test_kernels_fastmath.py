@@ -2,7 +2,7 @@
 
 Compared with NumPy's libm results over wide ranges: exp on [-745, 709.7] (subnormal
 results included: there the error is at most half an ulp of the smallest subnormal
-spacing), log1p on [0, 1], expm1 on [-1, 1].  Bound: 2 ulps.
+spacing), log1p on [0, 1], expm1 on [-1, 1], log over every positive normal float.  Bound: 2 ulps.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ def _apply(which, x, out):
             out[i] = fm.exp(x[i])
         elif which == 1:
             out[i] = fm.log1p01(x[i])
-        else:
+        elif which == 2:
             out[i] = fm.expm1_small(x[i])
+        else:
+            out[i] = fm.log_normal(x[i])
 
 
 def _run(which, x):
@@ -108,3 +110,17 @@ def test_float32_log1p01_and_expm1_small_within_two_ulps():
     ref = np.expm1(x32.astype(np.float64))
     ok = ref != 0
     assert np.max(_ulps32(got[ok], ref[ok])) <= 2.0
+
+
+def test_log_normal_within_two_ulps_over_every_normal_float():
+    rng = np.random.default_rng(5)
+    for dt in (np.float64, np.float32):
+        tiny, big = float(np.finfo(dt).tiny), float(np.finfo(dt).max)
+        x = np.concatenate([np.exp(rng.uniform(np.log(tiny), np.log(big), 200_000)), rng.uniform(0.5, 2.0, 50_000),
+                            1.0 + rng.uniform(-1e-6, 1e-6, 10_000), [tiny, 1.0, 2.0, np.sqrt(2.0), big]]).astype(dt)
+        x = x[(x >= tiny) & np.isfinite(x)]
+        got = _run(3, x)
+        assert got.dtype == dt
+        ref = np.log(x.astype(np.float64)).astype(dt) if dt == np.float32 else np.log(x)
+        assert _ulps(got, ref).max() <= 2.0
+    assert np.isnan(_run(3, np.array([np.nan])))[0]

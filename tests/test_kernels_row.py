@@ -13,6 +13,7 @@ import pytest
 
 import lossgrad
 from lossgrad import kernels
+from lossgrad.kernels import _cross_entropy_narrow
 
 OPTIONS = [
     {},
@@ -24,6 +25,15 @@ OPTIONS = [
     {"z_loss": 0.1, "label_smoothing": 0.05, "weight": (1.0, 2.0, 3.0, 1.0, 1.0, 1.0, 0.5)},
 ]
 N, K = 301, 7
+
+
+@pytest.fixture(params=["narrow", "wide"])
+def path(request, monkeypatch):
+    """Both cross-entropy kernels at K = 7: the narrow one (SIMD across rows, K <= 24, blocks
+    of 128 rows: N = 301 ends on a partial block) and the row kernel (forced)."""
+    if request.param == "wide":
+        monkeypatch.setattr(_cross_entropy_narrow, "NARROW_MAX_CLASSES", 0)
+    return request.param
 
 
 def _data(dt, labels, seed=0, ignore=None):
@@ -58,7 +68,7 @@ def _close(r, k, dt, f, loss, w=None):
 
 @pytest.mark.parametrize("dt", [np.float64, np.float32])
 @pytest.mark.parametrize("opts", OPTIONS, ids=lambda o: "-".join(o) or "plain")
-def test_row_kernel_equals_reference(opts, dt):
+def test_row_kernel_equals_reference(opts, dt, path):
     loss = lossgrad.CrossEntropy(**opts)
     for labels in (True, False):
         if not labels and "ignore_index" in opts:
@@ -74,13 +84,36 @@ def test_row_kernel_equals_reference(opts, dt):
                     _close(rv if op == "value" else rg, o, dt, f, loss, weights)
 
 
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+@pytest.mark.parametrize("opts", OPTIONS, ids=lambda o: "-".join(o) or "plain")
+def test_row_kernel_hessian_diagonal_equals_reference(opts, dt, path):
+    """The diagonal (S + 2 z lse) p (1 - p) + 2 z p^2, alone and with the gradient: a few
+    ulps of the row's scale S (1 + 2 z |lse|), as for the gradient."""
+    loss = lossgrad.CrossEntropy(**opts)
+    for labels in (True, False):
+        if not labels and "ignore_index" in opts:
+            continue
+        y, f, w = _data(dt, labels, seed=1, ignore=opts.get("ignore_index"))
+        for weights in (None, w):
+            with lossgrad.config_context(use_kernels=False):
+                rg, rh = loss.grad(y, f, sample_weight=weights), loss.hess_diag(y, f, sample_weight=weights)
+            for ops in (("hess_diag",), ("grad", "hess_diag"), ("value", "grad", "hess_diag")):
+                out = kernels.evaluate_row(loss, ops, y, f, weights)
+                assert out is not None and len(out) == len(ops)
+                _close(rh, out[ops.index("hess_diag")], dt, f, loss, weights)
+                if "grad" in ops:
+                    _close(rg, out[ops.index("grad")], dt, f, loss, weights)
+            if "ignore_index" in opts and labels:
+                assert np.all(out[2][y == opts["ignore_index"]] == 0.0)
+
+
 def _ref_error(loss, y, f, w):
     with lossgrad.config_context(use_kernels=False), pytest.raises(ValueError) as info:
         loss.value_grad(y, f, sample_weight=w)
     return str(info.value)
 
 
-def test_row_kernel_raises_the_reference_errors():
+def test_row_kernel_raises_the_reference_errors(path):
     loss = lossgrad.CrossEntropy(ignore_index=-1)
     y, f, w = _data(np.float64, True)
     yp, _, _ = _data(np.float64, False)
@@ -110,17 +143,18 @@ def test_row_kernel_declines_what_it_does_not_serve():
     y, f, _ = _data(np.float64, True)
     ce = lossgrad.CrossEntropy()
     assert kernels.evaluate_row(ce, ("hess",), y, f, None) is None
-    assert kernels.evaluate_row(ce, ("grad", "hess_diag"), y, f, None) is None
+    assert kernels.evaluate_row(ce, ("grad", "hvp"), y, f, None) is None
     assert kernels.evaluate_row(lossgrad.CrossEntropy(from_logits=False), ("value",), y, f, None) is None
     assert kernels.evaluate_row(ce, ("value",), y, f.astype(np.float16), None) is None
     assert not kernels.row_kernel_supports(lossgrad.CrossEntropy(from_logits=False), ("value",))
     assert kernels.row_kernel_supports(ce, ("value", "grad"))
 
 
-def test_row_kernel_threads_and_inputs_not_mutated():
+@pytest.mark.parametrize("n,k", [(3000, 64), (20011, 10)])
+def test_row_kernel_threads_and_inputs_not_mutated(n, k):
     rng = np.random.default_rng(3)
-    f = rng.normal(0, 3, (3000, 64))
-    y = rng.integers(0, 64, 3000)
+    f = rng.normal(0, 3, (n, k))
+    y = rng.integers(0, k, n)
     f0, y0 = f.copy(), y.copy()
     loss = lossgrad.CrossEntropy(label_smoothing=0.1)
     v, g = kernels.evaluate_row(loss, ("value", "grad"), y, f, None)

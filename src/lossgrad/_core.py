@@ -443,7 +443,8 @@ class Scaled(Loss):
 
     def __getattr__(self, attr: str) -> Any:
         # Forward the per-sample methods of the wrapped loss and scale their output.
-        if attr in {"value", "grad", "hess", "hess_diag", "hvp", "weight", "value_grad", "grad_hess", "value_grad_hess"}:
+        if attr in {"value", "grad", "hess", "hess_diag", "hvp", "weight", "value_grad", "grad_hess", "value_grad_hess",
+                    "grad_hess_diag"}:
             method = getattr(self.loss, attr)
             return lambda *a, **kw: self._scale_result(method(*a, **kw), kw.get("out") is not None)
         if attr in {"_example_inputs", "_extreme_inputs", "_natural", "_from_natural", "inputs",

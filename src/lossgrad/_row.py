@@ -127,6 +127,11 @@ class RowLoss(Loss):
     def value_grad_hess(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> tuple[Any, Any, Any]:
         return self._compute(("value", "grad", "hess"), y_true, y_pred, sample_weight)
 
+    def grad_hess_diag(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> tuple[Any, Any]:
+        """(grad, the Hessian diagonal), both (N, K): what gradient boosting takes per class;
+        one pass where a row kernel serves it (cross_entropy)."""
+        return self._compute(("grad", "hess_diag"), y_true, y_pred, sample_weight)
+
     def hvp(self, y_true: Any, y_pred: Any, v: Any, sample_weight: Any = None) -> Any:
         """Hessian-vector product per row: (hess @ v[..., None])[..., 0], without forming hess."""
         xp, t, f, w = self._prepare(y_true, y_pred, sample_weight)

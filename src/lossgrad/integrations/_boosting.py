@@ -201,8 +201,7 @@ class BoostingObjective:
             g, H = loss.grad_hess(y, f)
             H = np.sum(np.abs(H), axis=-1)
         else:
-            g = loss.grad(y, f)
-            H = loss.hess_diag(y, f)
+            g, H = loss.grad_hess_diag(y, f)  # one pass through the cross-entropy kernel
             if h is Hessian.FLOOR:
                 H = np.maximum(H, self.floor)
         if w is not None:

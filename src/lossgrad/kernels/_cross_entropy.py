@@ -1,4 +1,4 @@
-r"""Row kernel of the softmax cross-entropy: value and gradient, one pass over the logits per row.
+r"""Row kernel of the softmax cross-entropy: value, gradient (and the Hessian diagonal), one pass per row.
 
 For a row f (K logits), target coefficients a_c = w_c ((1 - eps) q_c + eps / K) (q the
 one-hot label or a probability row, w the class weights, eps the label smoothing) and
@@ -7,6 +7,7 @@ S = sum_c a_c:
     lse = m + log sum_c e^{f_c - m},  m = max_c f_c
     value = -sum_c a_c (f_c - lse) + z lse^2
     grad_c = S p_c - a_c + 2 z lse p_c,  p_c = e^{f_c - m} / sum_j e^{f_j - m}
+    hess_cc = (S + 2 z lse) p_c (1 - p_c) + 2 z p_c^2      (the diagonal, on request)
 
 (:class:`lossgrad.CrossEntropy`, ``from_logits=True``).  Per row: one read of the logits
 for the max, one for the sum of exponentials (which are stored in the gradient row),
@@ -14,11 +15,16 @@ one rescaling of that row in place; the row (K <= a few thousand) stays in cache
 memory sees one read of f and one write of the gradient.  exp is the vectorised one
 of :mod:`._fastmath`.  Rows run in parallel in threads (``nogil``).
 
+The diagonal of the Hessian (what gradient boosting takes per class) costs one more
+write of an (N, K) array in the same pass.
+
+Rows of at most 24 classes go to :mod:`._cross_entropy_narrow` (SIMD across rows).
+
 Covered: class labels (with ``ignore_index``: an ignored row gives value 0 and a zero
 gradient) and probability targets; class weights; label smoothing; z-loss;
 ``sample_weight`` per row; float32 (e^{f - m} in float32, the sums and the rest in
 float64) and float64.  Not covered
-(the reference runs): ``from_logits=False``, the Hessian and its products.
+(the reference runs): ``from_logits=False``, the full Hessian and its products.
 The kernel counts non-finite logits and invalid labels/probability rows in its pass.
 """
 
@@ -29,6 +35,7 @@ import math
 import numpy as np
 from numba import njit
 
+from . import _cross_entropy_narrow as _narrow
 from . import _fastmath as fm
 from ._driver import n_threads, not_probability, run_in_parts
 
@@ -83,8 +90,16 @@ def _row_prob(row, q, cw, eps, spread, weighted):
     return s_coef, af, qsum, bad
 
 
+@njit(cache=True, error_model="numpy")
+def _row_hess_diag(e, inv, coef_p, z, wi, h):
+    """h_c = ((S + 2 z lse) p_c (1 - p_c) + 2 z p_c^2) w_i from e_c = e^{f_c - m}, p_c = e_c inv."""
+    for c in range(e.size):
+        p = np.float64(e[c]) * inv
+        h[c] = (coef_p * p * (1.0 - p) + 2.0 * z * p * p) * wi
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
-def _rows(f, y, labels, cw, weighted, eps, ignore, z, sw, has_sw, ptol, v_out, g_out, counts):
+def _rows(f, y, labels, cw, weighted, eps, ignore, z, sw, has_sw, ptol, v_out, g_out, h_out, want_h, counts):
     n, k = f.shape
     sum_w = 0.0
     for c in range(k):
@@ -99,9 +114,10 @@ def _rows(f, y, labels, cw, weighted, eps, ignore, z, sw, has_sw, ptol, v_out, g
             lab = np.float64(y[i, 0])
             if lab == ignore:
                 v_out[i] = 0.0
-                g[:] = 0.0
                 bad_f += _row_exp(row, g, 0.0, cw, False)[2]
                 g[:] = 0.0
+                if want_h:
+                    h_out[i, :] = 0.0
                 continue
         m = _row_max(row)
         se, sf, nonfinite = _row_exp(row, g, m, cw, weighted)
@@ -118,6 +134,8 @@ def _rows(f, y, labels, cw, weighted, eps, ignore, z, sw, has_sw, ptol, v_out, g
             s_coef = (1.0 - eps) * wy + spread * sum_w
             af = (1.0 - eps) * wy * np.float64(row[yl]) + spread * sf  # sum_c a_c f_c
             coef_p = s_coef + 2.0 * z * lse
+            if want_h:
+                _row_hess_diag(g, inv, coef_p, z, wi, h_out[i])
             for c in range(k):  # a_c = w_c (eps/K + (1 - eps) [c == y])
                 a = (cw[c] if weighted else 1.0) * (spread + ((1.0 - eps) if c == yl else 0.0))
                 g[c] = (coef_p * (np.float64(g[c]) * inv) - a) * wi
@@ -125,6 +143,8 @@ def _rows(f, y, labels, cw, weighted, eps, ignore, z, sw, has_sw, ptol, v_out, g
             s_coef, af, qsum, badq = _row_prob(row, y[i], cw, eps, spread, weighted)
             bad_y += badq + (1 if abs(qsum - 1.0) > ptol else 0)
             coef_p = s_coef + 2.0 * z * lse
+            if want_h:
+                _row_hess_diag(g, inv, coef_p, z, wi, h_out[i])
             for c in range(k):
                 a = (cw[c] if weighted else 1.0) * ((1.0 - eps) * np.float64(y[i, c]) + spread)
                 g[c] = (coef_p * (np.float64(g[c]) * inv) - a) * wi
@@ -137,9 +157,10 @@ def _rows(f, y, labels, cw, weighted, eps, ignore, z, sw, has_sw, ptol, v_out, g
 def cross_entropy_value_grad(
     f: np.ndarray, y: np.ndarray, *, class_weight: np.ndarray | None = None, label_smoothing: float = 0.0,
     ignore_index: int | None = None, z_loss: float = 0.0, sample_weight: np.ndarray | None = None,
-    prob_tol: float = 1e-6,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(value (N,), grad (N, K), counts) of the softmax cross-entropy on logits ``f`` (N, K).
+    prob_tol: float = 1e-6, hess_diag: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """(value (N,), grad (N, K), Hessian diagonal (N, K) or None, counts) of the softmax
+    cross-entropy on logits ``f`` (N, K); the diagonal only with ``hess_diag=True``.
 
     ``y``: (N,) class labels (any numeric dtype; ``ignore_index`` rows give zeros) or
     (N, K) probability rows.  counts = [non-finite logits, invalid targets (non-integer
@@ -159,13 +180,17 @@ def cross_entropy_value_grad(
     ign = math.nan if ignore_index is None else float(ignore_index)  # NaN never equals a label
     v = np.empty(n, f.dtype)
     g = np.empty((n, k), f.dtype)
+    h = np.empty((n, k) if hess_diag else (1, 1), f.dtype)
     nt = n_threads() if n * k >= (1 << 17) and n >= 2 else 1
     counts = np.zeros((nt, 2), np.int64)
     args = (cw, class_weight is not None, float(label_smoothing), ign, float(z_loss))
 
+    rows = _narrow.rows_narrow if k <= _narrow.NARROW_MAX_CLASSES else _rows
+
     def run(i: int, lo: int, hi: int) -> None:
-        _rows(f[lo:hi], yy[lo:hi], labels, *args, sw if sample_weight is None else sw[lo:hi],
-              sample_weight is not None, float(prob_tol), v[lo:hi], g[lo:hi], counts[i])
+        rows(f[lo:hi], yy[lo:hi], labels, *args, sw if sample_weight is None else sw[lo:hi],
+              sample_weight is not None, float(prob_tol), v[lo:hi], g[lo:hi], h[lo:hi] if hess_diag else h,
+              hess_diag, counts[i])
 
     run_in_parts(n, nt, run)
-    return v, g, counts.sum(axis=0)
+    return v, g, h if hess_diag else None, counts.sum(axis=0)

@@ -51,7 +51,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["exp", "expm1_small", "log1p01", "one", "zero", "like", "order_key", "from_order_key", "softplus", "sigmoid",
+__all__ = ["exp", "expm1_small", "log1p01", "log_normal", "one", "zero", "like", "order_key", "from_order_key", "softplus", "sigmoid",
            "log_sigmoid", "sig_prod"]
 
 _I64 = ir.IntType(64)
@@ -151,6 +151,24 @@ def _emit_log1p01(b: ir.IRBuilder, e: ir.Value) -> ir.Value:
     return b.fadd(b.fadd(kln2, log_m), b.fdiv(corr, u))
 
 
+def _emit_log_normal(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    """log x for a positive normal float64 x: x = 2^k u, u in [1, 2) from the bits,
+    u > sqrt 2 halved (k + 1), log x = k ln2_hi + (log1p01(u - 1) + k ln2_lo); NaN propagates."""
+    fmt = _fmt(x)
+    bits = b.bitcast(x, fmt.int_type)
+    mbits = fmt.mantissa_bits
+    k = b.sub(b.lshr(bits, ir.Constant(fmt.int_type, mbits)), ir.Constant(fmt.int_type, fmt.bias))
+    mant = b.or_(b.and_(bits, ir.Constant(fmt.int_type, (1 << mbits) - 1)),
+                 ir.Constant(fmt.int_type, fmt.bias << mbits))
+    u = b.bitcast(mant, fmt.fp)  # [1, 2)
+    big = b.fcmp_ordered(">", u, _c(x, _SQRT2))
+    u = b.select(big, b.fmul(u, _c(x, 0.5)), u)
+    kf = b.sitofp(b.add(k, b.zext(big, fmt.int_type)), fmt.fp)
+    log_u = _emit_log1p01(b, b.fsub(u, _c(x, 1.0)))  # u - 1 in [sqrt(1/2) - 1, sqrt 2 - 1], exact
+    out = b.fadd(b.fmul(kf, _c(x, fmt.ln2_hi)), b.fadd(log_u, b.fmul(kf, _c(x, fmt.ln2_lo))))
+    return b.select(b.fcmp_unordered("uno", x, x), x, out)
+
+
 def _emit_expm1_small(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     coefs = tuple(1.0 / math.factorial(j) for j in range(1, _fmt(x).expm1_terms))
     return b.fmul(_horner(b, coefs, x), x)
@@ -179,6 +197,8 @@ def _unary(emit):
 exp = _unary(_emit_exp)
 #: log(1 + e) for e in [sqrt(1/2) - 1, 1] (u - 1 exact for u = 1 + e there, |s| <= 0.1716), about 1 ulp.
 log1p01 = _unary(_emit_log1p01)
+#: log x for positive normal x (finite, >= the smallest normal; others unspecified), about 1 ulp.
+log_normal = _unary(_emit_log_normal)
 #: e^x - 1 for |x| <= 1, about 1 ulp.
 expm1_small = _unary(_emit_expm1_small)
 

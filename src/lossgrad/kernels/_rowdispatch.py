@@ -5,10 +5,10 @@
 elements (N K) while ``use_kernels`` is on, and runs the reference when it returns None.
 Served: :class:`lossgrad.CrossEntropy` with ``from_logits=True`` (every other option:
 class weights, ``ignore_index``, label smoothing, z-loss, labels or probability rows,
-``sample_weight``), for the ops value, grad and value+grad; the other row losses
+``sample_weight``), for the ops value, grad, hess_diag and their combinations; the other row losses
 through the tables ``KERNELS`` of :mod:`._row_softmax` and :mod:`._row_margin` (class
--> (supports(loss, ops), evaluate(loss, ops, y_true, y_pred, sample_weight))).  The
-Hessian, its diagonal and products use the reference.
+-> (supports(loss, ops), evaluate(loss, ops, y_true, y_pred, sample_weight))).  The full
+Hessian and its products use the reference, as does the diagonal of the other row losses.
 
 Validation costs no extra pass over the logits: the kernel counts non-finite logits and
 invalid targets in its pass, and only when a count is non-zero are the reference checks
@@ -59,7 +59,7 @@ def evaluate_row(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any, samp
 
 
 def _cross_entropy_supports(loss: Any, ops: tuple[str, ...]) -> bool:
-    return loss.from_logits and set(ops) <= {"value", "grad"}
+    return loss.from_logits and set(ops) <= {"value", "grad", "hess_diag"}
 
 
 def _cross_entropy(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any) -> tuple | None:
@@ -84,12 +84,12 @@ def _cross_entropy(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any, sa
     from .._row import prob_tolerance
 
     check = not get_config().assume_valid
-    v, g, counts = cross_entropy_value_grad(
+    v, g, hd, counts = cross_entropy_value_grad(
         f, y, class_weight=None if loss.weight is None else np.asarray(loss.weight, np.float64),
         label_smoothing=loss.label_smoothing, ignore_index=loss.ignore_index, z_loss=loss.z_loss,
-        sample_weight=w, prob_tol=0.5 * prob_tolerance(np, f.dtype),
+        sample_weight=w, prob_tol=0.5 * prob_tolerance(np, f.dtype), hess_diag="hess_diag" in ops,
     )
     if check and counts.any():
         loss._prepare(y_true, y_pred, sample_weight)  # raises the reference's own error
         return None  # the reference accepted what the kernel flagged: let it compute
-    return tuple(v if op == "value" else g for op in ops)
+    return tuple({"value": v, "grad": g, "hess_diag": hd}[op] for op in ops)

@@ -3,7 +3,8 @@
 * Suite A (pointwise): squared_error (the bandwidth canary), huber(delta=1),
   logistic, poisson, tweedie(power=1.5); ops value, value+grad, grad+hess.
 * Suite B (rows): cross_entropy value+grad for (N, K) in (2^18, 128), (65536, 1000),
-  (4096, 32768); class-index targets.
+  (4096, 32768), and (2^20, 10) with grad + Hessian diagonal too (boosting's request);
+  class-index targets.
 
 Peers (only those installed run) and the convention mapping:
 
@@ -21,7 +22,8 @@ Peers (only those installed run) and the convention mapping:
 
 Every implementation allocates its outputs on each call, except the row
 "squared_error (out=)" (lossgrad's and scikit-learn's preallocated-buffer arguments).  Times are medians of ``repeat`` runs after one warm-up (which also compiles),
-the implementations of a row measured in turn (see :func:`_medians`).  The
+the implementations of a row measured in turn, each timed run right after an
+untimed run of the same implementation (see :func:`_medians`).  The
 bandwidth floor of an op is (bytes read + bytes written) / copy rate, the copy rate
 measured with ``np.copyto`` of a 2 x 10^7 float64 array (one part per core, in threads) in the same run; the table
 gives lossgrad's time as a percentage of that floor's speed (100% = at the floor).
@@ -45,6 +47,8 @@ PEERS = ("sklearn", "torch", "jax", "numpy")
 POINTWISE_LOSSES = ("squared_error", "huber", "logistic", "poisson", "tweedie")
 OPS = ("value", "value_grad", "grad_hess")
 CE_SHAPES = ((1 << 18, 128), (65536, 1000), (4096, 32768))
+#: Few classes (boosting-sized multiclass): value+grad and grad + Hessian diagonal.
+CE_NARROW_SHAPE = (1 << 20, 10)
 
 
 @dataclass
@@ -72,19 +76,31 @@ def _median(fn: Callable[[], Any], repeat: int) -> float:
 
 
 def _medians(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
-    """Median seconds of each callable, measured round-robin after one warm-up each.
+    """Median seconds of each callable, measured round-robin, each timed call right
+    after an untimed call of the same callable.
 
     Interleaving matters on Linux: NumPy asks for transparent huge pages for large
     arrays, and when the kernel has to compact memory to provide them, every
     allocation-heavy call stalls for a while (measured: a 10^7-element op taking 90 ms
     instead of 8 ms for several consecutive calls).  Taking each implementation's runs
     in turn spreads such episodes over all of them instead of one.
+
+    The untimed call before each timed one undoes the cost of interleaving: the
+    OpenMP runtimes of scikit-learn, PyTorch and XLA keep their worker threads
+    spinning for a while after a parallel region, so whichever implementation is timed
+    right after one of them finds the cores busy (measured on this 2-core machine:
+    squared-error grad+hess at 10^7 took 5-6 ms longer in lossgrad's threads right
+    after a scikit-learn call; with ``OMP_WAIT_POLICY=passive`` the two were within 2%,
+    but that setting slows scikit-learn's small calls 4x).  With the paired call, every
+    implementation is timed in the state it leaves the machine in when it runs in a
+    loop, as it does in training: its own threads warm, nobody else's spinning.
     """
     for fn in fns.values():
         fn()  # warm-up: compiles / loads from the cache
     ts: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
         for k, fn in fns.items():
+            fn()
             t = time.perf_counter()
             fn()
             ts[k].append(time.perf_counter() - t)
@@ -275,26 +291,26 @@ def _row_with_out(n: int, dt: np.dtype, rng: np.random.Generator, repeat: int, p
 # ---------------------------------------------------------------- suite B
 
 
-def _ce_lossgrad(y: np.ndarray, f: np.ndarray) -> Callable[[], Any]:
+def _ce_lossgrad(y: np.ndarray, f: np.ndarray, op: str = "value_grad") -> Callable[[], Any]:
     import lossgrad
-    from lossgrad import kernels
 
     loss = lossgrad.CrossEntropy()
-    # The public method once RowLoss._compute dispatches to kernels.evaluate_row; the
-    # entry point itself until then (the same code path under the threshold test).
-    return lambda: kernels.evaluate_row(loss, ("value", "grad"), y, f, None)
+    method = getattr(loss, op)  # the public method (it dispatches to the row kernel)
+    return lambda: method(y, f)
 
 
-def _ce_sklearn(y: np.ndarray, f: np.ndarray) -> Callable[[], Any]:
+def _ce_sklearn(y: np.ndarray, f: np.ndarray, op: str = "value_grad") -> Callable[[], Any]:
     from sklearn._loss import loss as skl
 
     sk = skl.HalfMultinomialLoss(n_classes=f.shape[1])
     yy = y.astype(f.dtype)
     nt = os.cpu_count() or 1
+    if op == "grad_hess_diag":  # sklearn's Hessian of the multinomial loss is its diagonal p (1 - p)
+        return lambda: sk.gradient_hessian(yy, f, n_threads=nt)
     return lambda: sk.loss_gradient(yy, f, n_threads=nt)
 
 
-def _ce_torch(y: np.ndarray, f: np.ndarray) -> Callable[[], Any]:
+def _ce_torch(y: np.ndarray, f: np.ndarray, op: str = "value_grad") -> Callable[[], Any]:
     import torch
 
     yt, ft0 = torch.from_numpy(y.astype(np.int64)), torch.from_numpy(f)
@@ -308,7 +324,7 @@ def _ce_torch(y: np.ndarray, f: np.ndarray) -> Callable[[], Any]:
     return run
 
 
-def _ce_jax(y: np.ndarray, f: np.ndarray) -> Callable[[], Any]:
+def _ce_jax(y: np.ndarray, f: np.ndarray, op: str = "value_grad") -> Callable[[], Any]:
     import jax
     import jax.numpy as jnp
 
@@ -323,22 +339,24 @@ def _ce_jax(y: np.ndarray, f: np.ndarray) -> Callable[[], Any]:
     return lambda: jax.block_until_ready(fn(fj, yj))
 
 
-def _ce_numpy(y: np.ndarray, f: np.ndarray) -> Callable[[], Any]:
+def _ce_numpy(y: np.ndarray, f: np.ndarray, op: str = "value_grad") -> Callable[[], Any]:
     import lossgrad
 
-    loss = lossgrad.CrossEntropy()
+    method = getattr(lossgrad.CrossEntropy(), op)
 
     def run():
         with lossgrad.config_context(use_kernels=False):
-            return loss.value_grad(y, f)
+            return method(y, f)
 
     return run
 
 
-def suite_cross_entropy(shapes: tuple[tuple[int, int], ...] = CE_SHAPES, dtypes: tuple[str, ...] = ("float32", "float64"),
-                        repeat: int = 5, peers: tuple[str, ...] = PEERS,
-                        log: Callable[[str], None] | None = None) -> list[Row]:
-    """Suite B: cross_entropy value+grad (class-index targets) per (N, K) and dtype."""
+def suite_cross_entropy(shapes: tuple[tuple[int, int], ...] = CE_SHAPES + (CE_NARROW_SHAPE,),
+                        dtypes: tuple[str, ...] = ("float32", "float64"), repeat: int = 5,
+                        peers: tuple[str, ...] = PEERS, log: Callable[[str], None] | None = None) -> list[Row]:
+    """Suite B: cross_entropy value+grad (class-index targets) per (N, K) and dtype; for K
+    <= 24 (the few-class kernel) also grad + Hessian diagonal, what boosting asks for
+    (peers: scikit-learn's ``gradient_hessian``, the NumPy reference)."""
     rng = np.random.default_rng(1)
     makers = {"sklearn": _ce_sklearn, "torch": _ce_torch, "jax": _ce_jax, "numpy": _ce_numpy}
     rows = []
@@ -347,13 +365,17 @@ def suite_cross_entropy(shapes: tuple[tuple[int, int], ...] = CE_SHAPES, dtypes:
             dt = np.dtype(dts)
             f = rng.normal(0.0, 2.0, (n, k)).astype(dt)
             y = rng.integers(0, k, n)
-            row = Row("B", "cross_entropy", "value_grad", f"{n}x{k}", dts, bytes_moved=2 * n * k * dt.itemsize)
-            fns = {"lossgrad": _ce_lossgrad(y, f)}
-            fns.update({peer: makers[peer](y, f) for peer in peers if _have(peer)})
-            row.times.update(_medians(fns, repeat))
-            rows.append(row)
-            if log:
-                log(format_table([row], None, header=False))
+            for op, outputs in (("value_grad", 1), ("grad_hess_diag", 2)):
+                if op == "grad_hess_diag" and k > 24:
+                    continue
+                row = Row("B", "cross_entropy", op, f"{n}x{k}", dts, bytes_moved=(1 + outputs) * n * k * dt.itemsize)
+                fns = {"lossgrad": _ce_lossgrad(y, f, op)}
+                wanted = peers if op == "value_grad" else tuple(p for p in peers if p in ("sklearn", "numpy"))
+                fns.update({peer: makers[peer](y, f, op) for peer in wanted if _have(peer)})
+                row.times.update(_medians(fns, repeat))
+                rows.append(row)
+                if log:
+                    log(format_table([row], None, header=False))
     return rows
 
 

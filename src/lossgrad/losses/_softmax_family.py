@@ -30,27 +30,38 @@ Array = Any
 def softmax_parts(xp: Any, f: Array) -> dict[str, Array]:
     """log p, log(1 - p), p, lse and the one-hot of the arg-max, all stable.
 
-    For the arg-max class c*, with t = logsumexp_{j != c*} f_j - f_{c*}:
-    log p = log_sigmoid(-t) and log(1 - p) = log_sigmoid(t) (no cancellation near p = 1);
-    for the others (p <= 1/2) log p = f - lse and log(1 - p) = log1p(-p).
+    Everything comes from the shifted exponentials e_j = e^{f_j - m}, m = max_j f_j (so
+    e = 1 at the arg-max c*), and R = sum_{j != c*} e_j: lse = m + log1p(R), p = e / (1 + R);
+    with t = log R (= (m' - m) + log sum_{j != c*} e^{f_j - m'}, m' the largest other
+    logit, finite where R underflows), at c* log p = log_sigmoid(-t) and log(1 - p) = log_sigmoid(t) (no
+    cancellation near p = 1); for the others (p <= 1/2) log p = (f - m) - log1p(R) and
+    log(1 - p) = log1p(-p).  Nothing is computed as f - lse: lse carries a rounding of
+    the size of the logits (an offset of 300 would cost p 18 ulps).
     """
     k = f.shape[-1]
-    lse = _xp.logsumexp(xp, f, axis=-1, keepdims=True)
+    fmax = xp.max(f, axis=-1, keepdims=True)
+    m = xp.where(xp.isfinite(fmax), fmax, xp.zeros_like(fmax))
     idx = xp.argmax(f, axis=-1)
     cols = xp.arange(k, device=_device(f))
     M = cols[None, :] == xp.astype(idx, cols.dtype)[:, None]
-    neg_inf = _xp.full_like(xp, f, -math.inf)
-    fmax = xp.max(f, axis=-1, keepdims=True)
-    if k > 1:
-        lse_o = _xp.logsumexp(xp, xp.where(M, neg_inf, f), axis=-1, keepdims=True)
-    else:
-        lse_o = neg_inf[:, :1]
-    t = lse_o - fmax
-    s_other = f - lse
-    s = xp.where(M, _xp.log_sigmoid(xp, -t), s_other)
-    p = xp.exp(s)
-    log_u = xp.where(M, _xp.log_sigmoid(xp, t), xp.log1p(-xp.where(M, xp.zeros_like(p), p)))
-    return {"s": s, "log_u": log_u, "p": p, "lse": lse[:, 0], "M": M}
+    zero = xp.zeros_like(f)
+    z = f - m
+    e = xp.exp(z)
+    rest = xp.sum(xp.where(M, zero, e), axis=-1, keepdims=True)  # R
+    top = xp.sum(xp.where(M, e, zero), axis=-1, keepdims=True)  # 1 (finite logits)
+    log_total = xp.log1p(rest + (top - 1.0))  # log sum_j e_j
+    # t = log R from the other classes' own shift (finite even where R underflows)
+    f_other = xp.where(M, xp.full_like(f, -math.inf), f)
+    m_other = xp.max(f_other, axis=-1, keepdims=True)
+    m_other = xp.where(xp.isfinite(m_other), m_other, m)
+    sum_other = xp.sum(xp.exp(f_other - m_other), axis=-1, keepdims=True)
+    positive = sum_other > 0
+    log_other = xp.log(xp.where(positive, sum_other, xp.ones_like(sum_other)))
+    t = xp.where(positive, (m_other - m) + log_other, xp.full_like(rest, -math.inf))
+    s = xp.where(M, _xp.log_sigmoid(xp, -t), z - log_total)
+    p = e / (top + rest)
+    log_u = xp.where(M, _xp.log_sigmoid(xp, t), xp.log1p(-xp.where(M, zero, p)))
+    return {"s": s, "log_u": log_u, "p": p, "lse": (m + log_total)[:, 0], "M": M}
 
 
 def _device(x: Array) -> Any:

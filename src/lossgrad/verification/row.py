@@ -11,7 +11,8 @@ inputs (``_example_inputs``: labels or probability rows, logits of mixed scale):
   scale); a row whose derivative is zero to the FD's precision is compared absolutely.
   Rows within 1 % of a declared kink (``_kink_gap``) are skipped.  ``hess``: the same with ``grad`` for every (row, column) pair.
 * ``hvp`` = hess @ v, ``hess_diag`` = diag(hess), ``hess_symmetric``, ``value_grad``,
-  ``grad_hess`` and ``value_grad_hess`` equal the separate calls (with sample weights).
+  ``grad_hess``, ``value_grad_hess`` and ``grad_hess_diag`` equal the separate calls
+  (with sample weights).
 * ``convex``: the smallest eigenvalue of every row Hessian >= -1e-9 (scale), and the
   midpoint inequality on 2000 random chords (same target, two score rows); a loss
   declared non-convex must show a violation.  ``strictly_convex``: a strictly convex
@@ -159,7 +160,7 @@ def _check_consistency(loss: Any, y: np.ndarray, f: np.ndarray, rng: np.random.G
     e = _rel(H, np.swapaxes(H, 1, 2))
     out.append(Check("hess_symmetric", e <= 1e-12, error=e, tolerance=1e-12, declared="hess = hess^T"))
     for name, parts in (("value_grad", ("value", "grad")), ("grad_hess", ("grad", "hess")),
-                        ("value_grad_hess", ("value", "grad", "hess"))):
+                        ("value_grad_hess", ("value", "grad", "hess")), ("grad_hess_diag", ("grad", "hess_diag"))):
         joint = getattr(loss, name)(y, f, sample_weight=w)
         errs = [_rel(j, getattr(loss, p)(y, f, sample_weight=w)) for j, p in zip(joint, parts)]
         err = max(errs) if len(joint) == len(parts) else np.inf
