@@ -32,7 +32,7 @@ NARROW_MAX_CLASSES = 24
 BLOCK = 128
 
 
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+@njit(cache=True, nogil=True, error_model="numpy")  # no reassociation: every SIMD lane is a row of its own
 def rows_narrow(f, y, labels, cw, weighted, eps, ignore, z, sw, has_sw, ptol, v_out, g_out, h_out, want_h, counts):
     """The arguments of ``_cross_entropy._rows``; fills v_out, g_out (h_out when
     ``want_h``) and counts = [non-finite logits, invalid targets]."""
