@@ -260,3 +260,28 @@ def test_out_buffers_are_written_in_place():
         kernels.evaluate_pointwise(loss, ("grad", "hess"), y, f, None, out=(g,))
     with pytest.raises(ValueError, match="overlap"):
         kernels.evaluate_pointwise(loss, ("grad",), y, f, None, out=(f,))
+
+
+def test_plain_numpy_fast_path_matches_the_coercing_path():
+    """Same-dtype NumPy arrays skip the namespace coercion; every other input form (int
+    targets, a scalar target, Fortran order, float32 prediction with float64 targets)
+    still reaches the kernel through it, and all give the same numbers."""
+    rng = np.random.default_rng(4)
+    f = rng.normal(size=(300, 250))
+    y = np.round(rng.normal(size=(300, 250)) * 3)
+    loss = lossgrad.Huber(delta=1.5)
+    assert kernels._plain(y, f) and not kernels._plain(y.astype(np.int64), f) and not kernels._plain(y, f[:0])
+    ref = loss.value_grad(y, f)
+    for yy, ff in ((y.astype(np.int64), f), (np.asfortranarray(y), np.asfortranarray(f)), (y.tolist(), f)):
+        for a, b in zip(loss.value_grad(yy, ff), ref):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(loss.grad(2.0, f), loss.grad(np.full_like(f, 2.0), f))
+    f32 = f.astype(np.float32)
+    assert not kernels._plain(y, f32)
+    g = loss.grad(y, f32)
+    assert g.dtype == np.float32
+    np.testing.assert_array_equal(g, loss.grad(y.astype(np.float32), f32))
+    bad = y.copy()
+    bad[7, 3] = np.nan
+    with pytest.raises(ValueError, match="y_true"):
+        loss.value(bad, f)

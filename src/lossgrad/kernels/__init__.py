@@ -56,6 +56,19 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a).reshape(-1)
 
 
+def _np_namespace() -> Any:
+    import array_api_compat.numpy
+
+    return array_api_compat.numpy
+
+
+def _plain(y_true: Any, y_pred: Any) -> bool:
+    """NumPy float32/float64 arrays of one shape and dtype, not empty: what ``as_prediction``
+    and ``as_target`` would return unchanged."""
+    return (type(y_pred) is np.ndarray and type(y_true) is np.ndarray and y_pred.dtype == y_true.dtype
+            and y_pred.dtype in (np.float32, np.float64) and y_pred.shape == y_true.shape and y_pred.size > 0)
+
+
 def _weights(sample_weight: Any, xp: Any, f: np.ndarray) -> np.ndarray:
     """Shape and dtype coercion of sample_weight, as ``V.as_sample_weight`` without its data checks."""
     w = V.as_target(sample_weight, xp, f, name="sample_weight", same_shape=False)
@@ -78,13 +91,18 @@ def evaluate_pointwise(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any
     """
     if out is not None:
         out = check_out(out, ops, y_pred)
-    xp, f, was_scalar = V.as_prediction(y_pred)
+    if _plain(y_true, y_pred):  # the common case, without the namespace machinery (~5 us a call)
+        xp, f, was_scalar, y = _np_namespace(), y_pred, False, y_true
+    else:
+        xp, f, was_scalar = V.as_prediction(y_pred)
+        y = None
     if not isinstance(f, np.ndarray) or f.dtype not in (np.float32, np.float64):
         return None
     spec = spec_for(loss, f.dtype)
     if spec is None or (type(loss) in VALUE_ONLY and ops != ("value",)):
         return None
-    y = V.as_target(y_true, xp, f)
+    if y is None:
+        y = V.as_target(y_true, xp, f)
     w = None if sample_weight is None else _weights(sample_weight, xp, f)
     want = tuple(op in ops for op in _OPS)
     code = code_of(spec.kind, spec.ydom, spec.fdom)
