@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import array_api_compat.numpy
 import numpy as np
 
 from .. import _validation as V
@@ -54,12 +55,6 @@ _OPS = ("value", "grad", "hess")
 
 def _flat(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a).reshape(-1)
-
-
-def _np_namespace() -> Any:
-    import array_api_compat.numpy
-
-    return array_api_compat.numpy
 
 
 def _plain(y_true: Any, y_pred: Any) -> bool:
@@ -92,7 +87,7 @@ def evaluate_pointwise(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any
     if out is not None:
         out = check_out(out, ops, y_pred)
     if _plain(y_true, y_pred):  # the common case, without the namespace machinery (~5 us a call)
-        xp, f, was_scalar, y = _np_namespace(), y_pred, False, y_true
+        xp, f, was_scalar, y = array_api_compat.numpy, y_pred, False, y_true
     else:
         xp, f, was_scalar = V.as_prediction(y_pred)
         y = None

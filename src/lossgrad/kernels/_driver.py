@@ -262,13 +262,14 @@ def _pool(k: int) -> ThreadPoolExecutor:
         return _POOL
 
 
-def run_in_parts(n: int, k: int, run: Any) -> None:
-    """``run(i, lo, hi)`` over k contiguous parts of range(n), each in a kernel thread
-    (the row kernels release the GIL); inline when k == 1."""
+def run_in_parts(n: int, k: int, run: Any, align: int = 1) -> None:
+    """``run(i, lo, hi)`` over k contiguous parts of range(n), the inner edges multiples of
+    ``align``; part 0 in the calling thread, the others in kernel threads (the kernels
+    release the GIL); inline when k == 1."""
     if k == 1:
         run(0, 0, n)
         return
-    edges = [n * i // k for i in range(k + 1)]
+    edges = [((n * i // k) // align) * align for i in range(k)] + [n]
     futures = [_pool(k).submit(run, i, edges[i], edges[i + 1]) for i in range(1, k)]
     run(0, edges[0], edges[1])  # the caller takes a part: one thread wake-up less to wait for
     for fut in futures:
@@ -295,18 +296,11 @@ def run_pointwise(
     k = n_threads() if n >= _PARALLEL_MIN else 1
     counts = np.zeros((k, N_COUNTS), np.int64)
     chunk = kernel(code)
-    if k == 1:
-        chunk( y, f, ww, params, *outs, *want, w is not None, counts[0])
-    else:
-        edges = [((n * i // k) // _B) * _B for i in range(k)] + [n]
 
-        def part(i: int, lo: int, hi: int) -> None:
-            sl = slice(lo, hi)
-            chunk(y[sl], f[sl], ww if w is None else ww[sl], params,
-                  *(o[sl] if wanted else o for o, wanted in zip(outs, want)), *want, w is not None, counts[i])
+    def part(i: int, lo: int, hi: int) -> None:
+        sl = slice(lo, hi)
+        chunk(y[sl], f[sl], ww if w is None else ww[sl], params,
+              *(o[sl] if wanted else o for o, wanted in zip(outs, want)), *want, w is not None, counts[i])
 
-        futures = [_pool(k).submit(part, i, edges[i], edges[i + 1]) for i in range(1, k)]
-        part(0, edges[0], edges[1])  # the caller takes a part: one thread wake-up less to wait for
-        for fut in futures:
-            fut.result()
+    run_in_parts(n, k, part, align=_B)  # block-aligned parts: the fast-path fallback works per block
     return tuple(o if wanted else None for o, wanted in zip(outs, want)), counts.sum(axis=0)

@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from ._cross_entropy_narrow import NARROW_MAX_CLASSES
+
 __all__ = ["Row", "copy_bandwidth", "suite_pointwise", "suite_cross_entropy", "format_table", "PEERS"]
 
 PEERS = ("sklearn", "torch", "jax", "numpy")
@@ -355,7 +357,7 @@ def suite_cross_entropy(shapes: tuple[tuple[int, int], ...] = CE_SHAPES + (CE_NA
                         dtypes: tuple[str, ...] = ("float32", "float64"), repeat: int = 5,
                         peers: tuple[str, ...] = PEERS, log: Callable[[str], None] | None = None) -> list[Row]:
     """Suite B: cross_entropy value+grad (class-index targets) per (N, K) and dtype; for K
-    <= 24 (the few-class kernel) also grad + Hessian diagonal, what boosting asks for
+    <= NARROW_MAX_CLASSES (the few-class kernel) also grad + Hessian diagonal, what boosting asks for
     (peers: scikit-learn's ``gradient_hessian``, the NumPy reference)."""
     rng = np.random.default_rng(1)
     makers = {"sklearn": _ce_sklearn, "torch": _ce_torch, "jax": _ce_jax, "numpy": _ce_numpy}
@@ -366,7 +368,7 @@ def suite_cross_entropy(shapes: tuple[tuple[int, int], ...] = CE_SHAPES + (CE_NA
             f = rng.normal(0.0, 2.0, (n, k)).astype(dt)
             y = rng.integers(0, k, n)
             for op, outputs in (("value_grad", 1), ("grad_hess_diag", 2)):
-                if op == "grad_hess_diag" and k > 24:
+                if op == "grad_hess_diag" and k > NARROW_MAX_CLASSES:
                     continue
                 row = Row("B", "cross_entropy", op, f"{n}x{k}", dts, bytes_moved=(1 + outputs) * n * k * dt.itemsize)
                 fns = {"lossgrad": _ce_lossgrad(y, f, op)}
