@@ -224,7 +224,7 @@ def test_dispatch_happens_above_the_threshold_only(monkeypatch):
         loss.grad(list(y), list(f))  # not a NumPy y_pred: the reference
         (2.0 * loss).grad_hess(y, f)  # Scaled forwards to the kernel
         assert calls == [True, True]
-    assert lossgrad.get_config().kernel_threshold == 50_000
+    assert lossgrad.get_config().kernel_threshold == 10_000
 
 
 def test_inputs_not_mutated_and_scalar_weight():

@@ -33,12 +33,19 @@ class Config:
         Let NumPy inputs above ``kernel_threshold`` elements go through the fused
         compiled kernels (when a loss has them).
     kernel_threshold:
-        Smallest number of elements for which a fused kernel is used.
+        Smallest number of elements for which a fused kernel is used.  A kernel call
+        costs less than the reference at every size (measured, float64, one core:
+        3.3 us against 6.4-22 us for a pointwise loss on 100 elements, 9 us against
+        90 us for cross_entropy on 32 x 10 logits), but the first one in a process
+        loads Numba (~0.25 s) and each kernel (~5 ms from the on-disk cache, 0.5-2 s
+        the first time after installing).  The default keeps one-off small calls (the
+        loss cards, ``lossgrad demo``, whose largest array has 6 700 elements) free of
+        that cost; set it to 0 in a long loop over small batches.
     """
 
     assume_valid: bool = False
     use_kernels: bool = True
-    kernel_threshold: int = 50_000
+    kernel_threshold: int = 10_000
 
 
 _CONFIG: contextvars.ContextVar[Config] = contextvars.ContextVar("lossgrad_config", default=Config())

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import _validation as V
 from . import _xp
+from ._config import get_config
 from ._props import Basis, Formula, Kink, Props, Shape
 
 __all__ = [
@@ -117,6 +118,10 @@ class Loss:
         return self._formula
 
     # --- helpers for subclasses -------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        # Caches a call fills in (``_cached_*``: kernel plans, derivative flags) stay out of pickles.
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_cached_")}
+
     def _set(self, field: str, value: Any) -> None:
         object.__setattr__(self, field, value)
 
@@ -180,6 +185,14 @@ class PointwiseLoss(Loss):
     def __call__(self, y_true: Any, y_pred: Any, *, sample_weight: Any = None, reduction: str = "mean") -> Any:
         """The aggregated loss: weighted mean (default), sum, or the per-sample array."""
         reduction = Reduction.parse(reduction)
+        fused = _fused_kernel(self, ("value",), y_true, y_pred, sample_weight)
+        if fused is not None:  # weighted values of a NumPy y_pred; the weights were checked in the same pass
+            (v,) = fused
+            if reduction is Reduction.NONE:
+                return v
+            w_total = None if sample_weight is None else np.sum(np.broadcast_to(np.asarray(sample_weight, v.dtype),
+                                                                                v.shape))
+            return _reduce(np, v, w_total, reduction)
         xp, y, f, w, was_scalar = self._prepare(y_true, y_pred, sample_weight)
         with _ieee_overflow(xp):
             (v,) = self._evaluate(xp, y, f, ("value",))
@@ -192,14 +205,15 @@ class PointwiseLoss(Loss):
     # --- machinery --------------------------------------------------------
     def _compute(self, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any,
                  out: Any = None) -> tuple[Any, ...]:
-        props = self.props
-        if ("grad" in ops and not props.has_grad) or ("hess" in ops and not props.has_hess):
+        if out is None:
+            fused = _fused_kernel(self, ops, y_true, y_pred, sample_weight)  # serves declared derivatives only
+            if fused is not None:
+                return fused
+        has_grad, has_hess = _derivatives(self)
+        if ("grad" in ops and not has_grad) or ("hess" in ops and not has_hess):
             raise NotDifferentiableError(f"{self.name} declares no derivatives (props.has_grad/has_hess are False)")
         if out is not None:
             return self._compute_into(ops, y_true, y_pred, sample_weight, out)
-        fused = _fused_kernel(self, ops, y_true, y_pred, sample_weight)
-        if fused is not None:
-            return fused
         xp, y, f, w, was_scalar = self._prepare(y_true, y_pred, sample_weight)
         with _ieee_overflow(xp):
             out = self._evaluate(xp, y, f, ops)
@@ -213,22 +227,26 @@ class PointwiseLoss(Loss):
         size: there is no allocation to save below the threshold either), else the
         reference's results copied in."""
         from . import kernels
-        from ._config import get_config
 
         if not (isinstance(y_pred, np.ndarray) and y_pred.dtype in (np.float32, np.float64)):
             raise TypeError(f"out= needs y_pred as a float32 or float64 NumPy array, got {type(y_pred).__name__}"
                             + (f" of dtype {y_pred.dtype}" if isinstance(y_pred, np.ndarray) else ""))
-        buffers = kernels.check_out(out if isinstance(out, tuple) or len(ops) > 1 else (out,), ops, y_pred)
-        if get_config().use_kernels and kernels.evaluate_pointwise(self, ops, y_true, y_pred, sample_weight,
-                                                                   out=buffers) is not None:
-            return buffers
+        buffers = out if isinstance(out, tuple) or len(ops) > 1 else (out,)
+        if get_config().use_kernels:  # the kernel checks the buffers and writes into them
+            result = kernels.evaluate_pointwise(self, ops, y_true, y_pred, sample_weight, out=buffers)
+            if result is not None:
+                return result
+        buffers = kernels.check_out(buffers, ops, y_pred)
         for buffer, result in zip(buffers, self._compute(ops, y_true, y_pred, sample_weight)):
             np.copyto(buffer, result)
         return buffers
 
     def _prepare(self, y_true: Any, y_pred: Any, sample_weight: Any) -> tuple[Any, Array, Array, Array | None, bool]:
-        xp, f, was_scalar = V.as_prediction(y_pred)
-        y = V.as_target(y_true, xp, f)
+        if V.plain_numpy_pair(y_true, y_pred):  # what the coercions below would return unchanged
+            xp, f, was_scalar, y = V.NUMPY, y_pred, False, y_true
+        else:
+            xp, f, was_scalar = V.as_prediction(y_pred)
+            y = V.as_target(y_true, xp, f)
         V.check_finite(xp, f, "y_pred")
         V.check_finite(xp, y, "y_true")
         self._check_target(xp, y)
@@ -271,18 +289,30 @@ class PointwiseLoss(Loss):
 
 
 def _fused_kernel(loss: PointwiseLoss, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
-    """The fused compiled kernel's result (:mod:`lossgrad.kernels`) for a large NumPy
-    y_pred while ``use_kernels`` is on, or None (then the reference runs)."""
-    if not isinstance(y_pred, np.ndarray) or y_pred.dtype not in (np.float32, np.float64):
+    """The fused compiled kernel's result (:mod:`lossgrad.kernels`) for a NumPy y_pred of
+    at least ``kernel_threshold`` elements while ``use_kernels`` is on, or None (then the
+    reference runs)."""
+    if type(y_pred) is not np.ndarray or y_pred.dtype not in (np.float32, np.float64):
         return None
-    from ._config import get_config
-
     config = get_config()
     if not config.use_kernels or y_pred.size < config.kernel_threshold:
         return None
-    from . import kernels
+    global _kernels
+    if _kernels is None:
+        from . import kernels as _kernels  # Numba loads on the first call that needs it
+    return _kernels.evaluate_pointwise(loss, ops, y_true, y_pred, sample_weight)
 
-    return kernels.evaluate_pointwise(loss, ops, y_true, y_pred, sample_weight)
+
+_kernels: Any = None  # lossgrad.kernels once imported
+
+
+def _derivatives(loss: Loss) -> tuple[bool, bool]:
+    """(props.has_grad, props.has_hess), cached in the instance: props are built per access."""
+    cached = loss.__dict__.get("_cached_derivatives")
+    if cached is None:
+        props = loss.props
+        cached = loss.__dict__["_cached_derivatives"] = (props.has_grad, props.has_hess)
+    return cached
 
 
 class ResidualLoss(PointwiseLoss):
@@ -369,8 +399,6 @@ class MarginLoss(PointwiseLoss):
 
 
 def _config_assume_valid() -> bool:
-    from ._config import get_config
-
     return get_config().assume_valid
 
 

@@ -318,11 +318,15 @@ def _fused_row_kernel(loss: RowLoss, ops: tuple[str, ...], y_true: Any, y_pred: 
     config = get_config()
     if not config.use_kernels or y_pred.size < config.kernel_threshold:
         return None
-    from . import kernels
-
-    if not kernels.row_kernel_supports(loss, ops):
+    global _kernels
+    if _kernels is None:
+        from . import kernels as _kernels  # Numba loads on the first call that needs it
+    if not _kernels.row_kernel_supports(loss, ops):
         return None
-    return kernels.evaluate_row(loss, ops, y_true, y_pred, sample_weight)
+    return _kernels.evaluate_row(loss, ops, y_true, y_pred, sample_weight)
+
+
+_kernels: Any = None  # lossgrad.kernels once imported
 
 
 def check_simplex_rows(xp: Any, p: Array, name: str) -> None:

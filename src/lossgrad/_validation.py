@@ -7,6 +7,7 @@ import numbers
 from typing import Any
 
 import array_api_compat
+import array_api_compat.numpy
 import numpy as np
 
 from . import _xp
@@ -17,6 +18,8 @@ __all__ = [
     "as_target",
     "as_sample_weight",
     "check_finite",
+    "plain_numpy_pair",
+    "NUMPY",
     "check_all",
     "param_positive",
     "param_nonnegative",
@@ -31,12 +34,28 @@ class LossgradWarning(UserWarning):
     """Base class of the warnings lossgrad emits."""
 
 
+NUMPY = array_api_compat.numpy  #: the namespace as_prediction gives NumPy arrays
+
+
+def plain_numpy_pair(y_true: Any, y_pred: Any) -> bool:
+    """NumPy float32/float64 arrays of one shape and dtype, not empty: inputs that
+    :func:`as_prediction` and :func:`as_target` would return unchanged (their fast path)."""
+    return (type(y_pred) is np.ndarray and type(y_true) is np.ndarray and y_pred.dtype == y_true.dtype
+            and y_pred.dtype in (np.float32, np.float64) and y_pred.shape == y_true.shape and y_pred.size > 0)
+
+
 def _is_python_scalar(x: Any) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, np.ndarray)
 
 
 def as_prediction(y_pred: Any, name: str = "y_pred", ndim: int | None = None) -> tuple[Any, Any, bool]:
     """Return (xp, array, was_scalar) for a floating prediction; TypeError/ValueError otherwise."""
+    if type(y_pred) is np.ndarray and y_pred.dtype in (np.float32, np.float64):  # the common case, ~10x quicker
+        if ndim is not None and y_pred.ndim != ndim:
+            raise ValueError(f"{name} must be {ndim}-dimensional, got shape {tuple(y_pred.shape)}")
+        if y_pred.size == 0:
+            raise ValueError(f"{name} is empty (shape {tuple(y_pred.shape)}); a loss needs at least one element")
+        return NUMPY, y_pred, False
     was_scalar = _is_python_scalar(y_pred) or isinstance(y_pred, np.generic)
     if isinstance(y_pred, bool) or isinstance(y_pred, np.bool_):
         raise TypeError(f"{name} must be a floating-point array, got a boolean")
@@ -66,6 +85,15 @@ def _size(x: Any) -> int:
 
 def as_target(y_true: Any, xp: Any, like: Any, name: str = "y_true", same_shape: bool = True, dtype: Any = None) -> Any:
     """Bring y_true into the namespace, device and dtype of ``like``; check its shape."""
+    if type(y_true) is np.ndarray and type(like) is np.ndarray and y_true.dtype.kind in "fiu":  # the common case
+        arr = y_true.astype(like.dtype if dtype is None else dtype, copy=False)
+        if same_shape and arr.shape != like.shape:
+            if arr.ndim == 0:
+                return np.broadcast_to(arr, like.shape)
+            raise ValueError(
+                f"{name} and y_pred must have the same shape; got {tuple(arr.shape)} and {tuple(like.shape)}"
+            )
+        return arr
     if isinstance(y_true, bool):
         y_true = float(y_true)
     if y_true is None:
@@ -111,7 +139,11 @@ def as_sample_weight(sample_weight: Any, xp: Any, shape: tuple[int, ...], like: 
 def check_finite(xp: Any, x: Any, name: str) -> None:
     if get_config().assume_valid:
         return
-    if not bool(xp.all(xp.isfinite(x))):
+    if xp is NUMPY and isinstance(x, np.ndarray):  # np.isfinite directly: a third of the wrapped call's time
+        finite = bool(np.isfinite(x).all())
+    else:
+        finite = bool(xp.all(xp.isfinite(x)))
+    if not finite:
         bad = int(xp.sum(xp.astype(~xp.isfinite(x), xp.int64)))
         raise ValueError(f"{name} contains {bad} NaN or infinite value(s); all entries must be finite")
 

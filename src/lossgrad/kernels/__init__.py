@@ -24,20 +24,22 @@ a count is non-zero are the reference checks run (to build the same message).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
-import array_api_compat.numpy
 import numpy as np
 
 from .. import _validation as V
 from .._config import get_config
 from ._cross_entropy import cross_entropy_value_grad
-from ._driver import code_of, n_threads, run_pointwise
+from ._driver import code_of, kernel, n_threads, run_pointwise
 from ._rowdispatch import evaluate_row, row_kernel_supports
 from ._table import POINTWISE, VALUE_ONLY, Y_MARGIN, Spec, spec_for
 
 __all__ = [
     "evaluate_pointwise",
+    "plan_for",
+    "Plan",
     "check_out",
     "evaluate_row",
     "row_kernel_supports",
@@ -57,11 +59,12 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a).reshape(-1)
 
 
-def _plain(y_true: Any, y_pred: Any) -> bool:
-    """NumPy float32/float64 arrays of one shape and dtype, not empty: what ``as_prediction``
-    and ``as_target`` would return unchanged."""
-    return (type(y_pred) is np.ndarray and type(y_true) is np.ndarray and y_pred.dtype == y_true.dtype
-            and y_pred.dtype in (np.float32, np.float64) and y_pred.shape == y_true.shape and y_pred.size > 0)
+_plain = V.plain_numpy_pair
+
+
+def _plain_weight(sample_weight: Any, y_pred: np.ndarray) -> bool:
+    return sample_weight is None or (type(sample_weight) is np.ndarray and sample_weight.dtype == y_pred.dtype
+                                     and sample_weight.shape == y_pred.shape)
 
 
 def _weights(sample_weight: Any, xp: Any, f: np.ndarray) -> np.ndarray:
@@ -74,6 +77,58 @@ def _weights(sample_weight: Any, xp: Any, f: np.ndarray) -> np.ndarray:
     return w
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What one loss instance runs on one dtype, resolved once (a loss is immutable).
+
+    ``serves`` maps an op tuple to the (value, grad, hess) flags the kernel is called
+    with, for the op tuples the loss declares (no entry: the caller runs the reference,
+    which raises NotDifferentiableError where a derivative does not exist).
+    """
+
+    chunk: Any  # the compiled driver (see _driver.kernel)
+    params: tuple
+    margin: bool  # labels are checked for a mix of the {-1, 1} and {0, 1} encodings
+    serves: dict[tuple[str, ...], tuple[bool, bool, bool]]
+
+
+_PLANS = "_cached_kernel_plans"  # key of a loss instance's __dict__ (dropped when pickled)
+
+
+def plan_for(loss: Any, dtype: np.dtype) -> Plan | None:
+    """The kernel :class:`Plan` of ``loss`` for ``dtype``, or None (no kernel: use the reference).
+
+    Cached in the instance: selecting the kernel reads the loss's parameters and
+    properties (~3 us), more than a whole kernel call on a small array.
+    """
+    plans = loss.__dict__.get(_PLANS)
+    if plans is None:
+        plans = loss.__dict__[_PLANS] = {}  # the instance dict: a frozen dataclass allows it
+    plan = plans.get(dtype, False)
+    if plan is not False:
+        return plan
+    spec = spec_for(loss, dtype)
+    if spec is None:
+        plan = None
+    else:
+        props = loss.props
+        value_only = type(loss) in VALUE_ONLY or not props.has_grad
+        serves = {ops: tuple(op in ops for op in _OPS) for ops in _OP_SETS
+                  if not (value_only and ops != ("value",)) and not ("hess" in ops and not props.has_hess)}
+        plan = Plan(kernel(code_of(spec.kind, spec.ydom, spec.fdom)), spec.params, spec.ydom == Y_MARGIN, serves)
+    plans[dtype] = plan
+    return plan
+
+
+_OP_SETS = (("value",), ("grad",), ("hess",), ("value", "grad"), ("grad", "hess"), ("value", "grad", "hess"))
+#: op tuple -> the results it returns, picked from (value, grad, hess)
+_PICK = {
+    ("value",): lambda v, g, h: (v,), ("grad",): lambda v, g, h: (g,), ("hess",): lambda v, g, h: (h,),
+    ("value", "grad"): lambda v, g, h: (v, g), ("grad", "hess"): lambda v, g, h: (g, h),
+    ("value", "grad", "hess"): lambda v, g, h: (v, g, h),
+}
+
+
 def evaluate_pointwise(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any,
                        out: tuple[np.ndarray, ...] | None = None) -> tuple | None:
     """The fused-kernel result of ``loss``'s ``ops`` (a tuple of 'value', 'grad', 'hess'), or None.
@@ -84,38 +139,64 @@ def evaluate_pointwise(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any
     write into, as a hot loop reusing its buffers does (new memory costs a page fault
     per 4 KiB on first touch: about half of the bandwidth of a memory-bound loss).
     """
+    if _plain(y_true, y_pred) and _plain_weight(sample_weight, y_pred):
+        # The common case in a few microseconds: no coercion, one cached plan, one call.
+        plan = plan_for(loss, y_pred.dtype)
+        want = None if plan is None else plan.serves.get(ops)
+        if want is None:
+            return None
+        bufs = None if out is None else _by_op(check_out(out, ops, y_pred), ops)
+        outs, counts = run_pointwise(plan.chunk, plan.params, y_true.ravel(), y_pred.ravel(),
+                                     None if sample_weight is None else sample_weight.ravel(), want, bufs)
+        if _flagged(counts, plan.margin) and not get_config().assume_valid:
+            loss._prepare(y_true, y_pred, sample_weight)  # raises the reference's exact error
+            return None  # pragma: no cover - the reference accepted what the kernel flagged
+        if out is not None:
+            return out
+        if y_pred.ndim != 1:
+            outs = tuple(None if o is None else o.reshape(y_pred.shape) for o in outs)
+        v, g, h = outs
+        return _PICK[ops](v, g, h)
+    return _evaluate_coerced(loss, ops, y_true, y_pred, sample_weight, out)
+
+
+def _by_op(out: tuple[np.ndarray, ...], ops: tuple[str, ...]) -> tuple[np.ndarray | None, ...]:
+    """The (value, grad, hess) buffers, flat views of ``out`` (one per op), None where not asked."""
+    by_name = dict(zip(ops, out))
+    return tuple(None if op not in by_name else by_name[op].reshape(-1) for op in _OPS)
+
+
+def _evaluate_coerced(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any,
+                      out: tuple[np.ndarray, ...] | None) -> tuple | None:
+    """:func:`evaluate_pointwise` for every other input form: lists, scalars, mixed dtypes,
+    broadcast weights, ``out=`` buffers."""
     if out is not None:
         out = check_out(out, ops, y_pred)
-    if _plain(y_true, y_pred):  # the common case, without the namespace machinery (~5 us a call)
-        xp, f, was_scalar, y = array_api_compat.numpy, y_pred, False, y_true
+    if _plain(y_true, y_pred):
+        xp, f, was_scalar, y = V.NUMPY, y_pred, False, y_true
     else:
         xp, f, was_scalar = V.as_prediction(y_pred)
         y = None
     if not isinstance(f, np.ndarray) or f.dtype not in (np.float32, np.float64):
         return None
-    spec = spec_for(loss, f.dtype)
-    if spec is None or (type(loss) in VALUE_ONLY and ops != ("value",)):
+    plan = plan_for(loss, f.dtype)
+    want = None if plan is None else plan.serves.get(ops)
+    if want is None:
         return None
     if y is None:
         y = V.as_target(y_true, xp, f)
     w = None if sample_weight is None else _weights(sample_weight, xp, f)
-    want = tuple(op in ops for op in _OPS)
-    code = code_of(spec.kind, spec.ydom, spec.fdom)
-    bufs = None
-    if out is not None:
-        by_name = dict(zip(ops, out))
-        bufs = tuple(None if by_name.get(op) is None else by_name[op].reshape(-1) for op in _OPS)
-    outs, counts = run_pointwise(code, spec.params, _flat(y), _flat(f), None if w is None else _flat(w), want, bufs)
-    if not get_config().assume_valid and _flagged(counts, spec):
+    bufs = None if out is None else _by_op(out, ops)
+    outs, counts = run_pointwise(plan.chunk, plan.params, _flat(y), _flat(f), None if w is None else _flat(w), want,
+                                 bufs)
+    if not get_config().assume_valid and _flagged(counts, plan.margin):
         # Rerun the reference checks (only now, on bad input) to raise their exact error.
         loss._prepare(y_true, y_pred, sample_weight)
         return None  # pragma: no cover - the reference accepted what the kernel flagged
+    if out is not None:
+        return out
     by_op = dict(zip(_OPS, outs))
-    result = []
-    for op in ops:
-        o = by_name[op] if out is not None else by_op[op].reshape(f.shape)
-        result.append(o[()] if was_scalar else o)
-    return tuple(result)
+    return tuple(by_op[op][()] if was_scalar else by_op[op].reshape(f.shape) for op in ops)
 
 
 def check_out(out: Any, ops: tuple[str, ...], y_pred: Any) -> tuple[np.ndarray, ...]:
@@ -135,10 +216,10 @@ def check_out(out: Any, ops: tuple[str, ...], y_pred: Any) -> tuple[np.ndarray, 
     return out
 
 
-def _flagged(counts: np.ndarray, spec: Spec) -> bool:
-    if counts[0] > 0:
-        return True
-    return spec.ydom == Y_MARGIN and counts[1] > 0 and counts[2] > 0
+def _flagged(counts: np.ndarray, margin: bool) -> bool:
+    """Whether the kernel saw a bad value, or (margin labels) both encodings of the negative class."""
+    bad, minus, zero = counts.tolist()
+    return bad > 0 or (margin and minus > 0 and zero > 0)
 
 
 def _registered_variants(cls: type) -> tuple[dict, ...]:
@@ -175,10 +256,10 @@ def compile_all(dtypes: tuple[Any, ...] = (np.float32, np.float64)) -> dict[str,
     for dt in dtypes:
         t0 = time.perf_counter()
         y = np.ones(4, dt)
-        for cls, select in POINTWISE.items():
+        for cls in POINTWISE:
             for params in _registered_variants(cls):
-                spec = select(cls(**params), np.dtype(dt))
-                run_pointwise(code_of(spec.kind, spec.ydom, spec.fdom), spec.params, y, y, None, (True, True, True))
+                plan = plan_for(cls(**params), np.dtype(dt))
+                run_pointwise(plan.chunk, plan.params, y, y, None, (True, True, True))
         _compile_rows(dt)
         times[np.dtype(dt).name] = time.perf_counter() - t0
     return times

@@ -30,7 +30,9 @@ The kernel counts non-finite logits and invalid labels/probability rows in its p
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -154,6 +156,12 @@ def _rows(f, y, labels, cw, weighted, eps, ignore, z, sw, has_sw, ptol, v_out, g
     counts[1] = bad_y
 
 
+@functools.lru_cache(maxsize=64)
+def _ones(k: int, dtype: Any = np.float64) -> np.ndarray:
+    """A shared array of ones (absent class or sample weights); the kernels only read it."""
+    return np.ones(k, dtype)
+
+
 def cross_entropy_value_grad(
     f: np.ndarray, y: np.ndarray, *, class_weight: np.ndarray | None = None, label_smoothing: float = 0.0,
     ignore_index: int | None = None, z_loss: float = 0.0, sample_weight: np.ndarray | None = None,
@@ -175,17 +183,20 @@ def cross_entropy_value_grad(
     yy = np.ascontiguousarray(y.reshape(n, 1) if labels else y)
     if labels and yy.dtype.kind not in "fiu":
         raise TypeError("cross_entropy_value_grad: labels must be numeric")
-    cw = np.ones(k) if class_weight is None else np.ascontiguousarray(class_weight, dtype=np.float64)
-    sw = np.ones(1, f.dtype) if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=f.dtype)
+    cw = _ones(k) if class_weight is None else np.ascontiguousarray(class_weight, dtype=np.float64)
+    sw = _ones(1, f.dtype) if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=f.dtype)
     ign = math.nan if ignore_index is None else float(ignore_index)  # NaN never equals a label
     v = np.empty(n, f.dtype)
     g = np.empty((n, k), f.dtype)
-    h = np.empty((n, k) if hess_diag else (1, 1), f.dtype)
-    nt = n_threads() if n * k >= (1 << 17) and n >= 2 else 1
-    counts = np.zeros((nt, 2), np.int64)
-    args = (cw, class_weight is not None, float(label_smoothing), ign, float(z_loss))
-
+    h = np.empty((n, k), f.dtype) if hess_diag else _ones(1, f.dtype).reshape(1, 1)
     rows = _narrow.rows_narrow if k <= _narrow.NARROW_MAX_CLASSES else _rows
+    args = (cw, class_weight is not None, float(label_smoothing), ign, float(z_loss))
+    if n * k < (1 << 17) or n < 2:  # one thread: no hand-off to pay
+        counts = np.zeros(2, np.int64)
+        rows(f, yy, labels, *args, sw, sample_weight is not None, float(prob_tol), v, g, h, hess_diag, counts)
+        return v, g, h if hess_diag else None, counts
+    nt = n_threads()
+    counts = np.zeros((nt, 2), np.int64)
 
     def run(i: int, lo: int, hi: int) -> None:
         rows(f[lo:hi], yy[lo:hi], labels, *args, sw if sample_weight is None else sw[lo:hi],

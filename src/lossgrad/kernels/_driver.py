@@ -276,11 +276,14 @@ def run_in_parts(n: int, k: int, run: Any, align: int = 1) -> None:
         fut.result()
 
 
+_DUMMY = {np.dtype(np.float32): np.empty(1, np.float32), np.dtype(np.float64): np.empty(1, np.float64)}
+
+
 def run_pointwise(
-    code: int, params: tuple, y: np.ndarray, f: np.ndarray, w: np.ndarray | None,
+    chunk: Any, params: tuple, y: np.ndarray, f: np.ndarray, w: np.ndarray | None,
     want: tuple[bool, bool, bool], out: tuple[np.ndarray | None, ...] | None = None,
 ) -> tuple[tuple[np.ndarray | None, ...], np.ndarray]:
-    """Run kernel ``code`` (see :func:`code_of`) on contiguous 1-d arrays of one dtype.
+    """Run the compiled driver ``chunk`` (see :func:`kernel`) on contiguous 1-d arrays of one dtype.
 
     Returns ((value, grad, hess), counts): None for an output not wanted; counts
     summed over the chunks (see :data:`N_COUNTS`).  ``out``: optional (value, grad,
@@ -289,18 +292,25 @@ def run_pointwise(
     """
     n = f.size
     dt = f.dtype
-    dummy = np.empty(1, dt)
-    given = out if out is not None else (None, None, None)
-    outs = tuple((g if g is not None else np.empty(n, dt)) if wanted else dummy for wanted, g in zip(want, given))
-    ww = dummy if w is None else w
-    k = n_threads() if n >= _PARALLEL_MIN else 1
-    counts = np.zeros((k, N_COUNTS), np.int64)
-    chunk = kernel(code)
+    dummy = _DUMMY[dt]  # stands for an output not wanted and absent weights: the driver never touches it
+    want_v, want_g, want_h = want
+    given_v, given_g, given_h = out if out is not None else (None, None, None)
+    ov = (np.empty(n, dt) if given_v is None else given_v) if want_v else dummy
+    og = (np.empty(n, dt) if given_g is None else given_g) if want_g else dummy
+    oh = (np.empty(n, dt) if given_h is None else given_h) if want_h else dummy
+    if n < _PARALLEL_MIN:
+        counts = np.zeros(N_COUNTS, np.int64)
+        chunk(y, f, dummy if w is None else w, params, ov, og, oh, want_v, want_g, want_h, w is not None, counts)
+    else:
+        k = n_threads()
+        parts = np.zeros((k, N_COUNTS), np.int64)
 
-    def part(i: int, lo: int, hi: int) -> None:
-        sl = slice(lo, hi)
-        chunk(y[sl], f[sl], ww if w is None else ww[sl], params,
-              *(o[sl] if wanted else o for o, wanted in zip(outs, want)), *want, w is not None, counts[i])
+        def part(i: int, lo: int, hi: int) -> None:
+            sl = slice(lo, hi)
+            chunk(y[sl], f[sl], dummy if w is None else w[sl], params, ov[sl] if want_v else dummy,
+                  og[sl] if want_g else dummy, oh[sl] if want_h else dummy, want_v, want_g, want_h, w is not None,
+                  parts[i])
 
-    run_in_parts(n, k, part, align=_B)  # block-aligned parts: the fast-path fallback works per block
-    return tuple(o if wanted else None for o, wanted in zip(outs, want)), counts.sum(axis=0)
+        run_in_parts(n, k, part, align=_B)  # block-aligned parts: the fast-path fallback works per block
+        counts = parts.sum(axis=0)
+    return (ov if want_v else None, og if want_g else None, oh if want_h else None), counts

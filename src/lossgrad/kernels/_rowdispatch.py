@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import _validation as V
 from .._config import get_config
+from .._row import prob_tolerance
 from ._cross_entropy import cross_entropy_value_grad
 
 __all__ = ["evaluate_row", "row_kernel_supports"]
@@ -53,9 +54,10 @@ def row_kernel_supports(loss: Any, ops: tuple[str, ...]) -> bool:
 
 def evaluate_row(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any) -> tuple | None:
     """The fused row kernel's result of ``loss``'s ``ops``, or None (then the reference runs)."""
-    if not row_kernel_supports(loss, ops):
+    entry = _table().get(type(loss))
+    if entry is None or not entry[0](loss, ops):
         return None
-    return _table()[type(loss)][1](loss, ops, y_true, y_pred, sample_weight)
+    return entry[1](loss, ops, y_true, y_pred, sample_weight)
 
 
 def _cross_entropy_supports(loss: Any, ops: tuple[str, ...]) -> bool:
@@ -74,22 +76,26 @@ def _cross_entropy(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any, sa
         loss._prepare(y_true, y_pred, sample_weight)  # raises the reference's own error
         return None  # pragma: no cover - the reference accepted it: let it compute
     loss._check_classes(k)
-    try:
-        w = V.as_sample_weight(sample_weight, xp, (n,), f)
-    except ValueError:
-        loss._prepare(y_true, y_pred, sample_weight)  # the reference's first error (it checks the logits first)
-        raise
-    if w is not None:
+    if sample_weight is None:
+        w = None
+    else:
+        try:
+            w = V.as_sample_weight(sample_weight, xp, (n,), f)
+        except ValueError:
+            loss._prepare(y_true, y_pred, sample_weight)  # the reference's first error (it checks the logits first)
+            raise
         w = np.broadcast_to(w, (n,))
-    from .._row import prob_tolerance
-
-    check = not get_config().assume_valid
+    class_weight = loss.__dict__.get("_cached_class_weight", False)
+    if class_weight is False:  # the loss is immutable: convert its class weights once
+        class_weight = loss.__dict__["_cached_class_weight"] = (
+            None if loss.weight is None else np.asarray(loss.weight, np.float64))
     v, g, hd, counts = cross_entropy_value_grad(
-        f, y, class_weight=None if loss.weight is None else np.asarray(loss.weight, np.float64),
-        label_smoothing=loss.label_smoothing, ignore_index=loss.ignore_index, z_loss=loss.z_loss,
-        sample_weight=w, prob_tol=0.5 * prob_tolerance(np, f.dtype), hess_diag="hess_diag" in ops,
+        f, y, class_weight=class_weight, label_smoothing=loss.label_smoothing, ignore_index=loss.ignore_index,
+        z_loss=loss.z_loss, sample_weight=w, prob_tol=0.5 * prob_tolerance(np, f.dtype),
+        hess_diag="hess_diag" in ops,
     )
-    if check and counts.any():
+    bad_f, bad_y = counts.tolist()
+    if (bad_f or bad_y) and not get_config().assume_valid:
         loss._prepare(y_true, y_pred, sample_weight)  # raises the reference's own error
         return None  # the reference accepted what the kernel flagged: let it compute
-    return tuple({"value": v, "grad": g, "hess_diag": hd}[op] for op in ops)
+    return tuple(v if op == "value" else g if op == "grad" else hd for op in ops)
