@@ -149,3 +149,31 @@ def test_cross_entropy_small_batch_path_equals_the_reference():
         np.testing.assert_allclose(v, rv, rtol=1e-13)
         np.testing.assert_allclose(g, rg, rtol=1e-12, atol=1e-15)
     assert b"_cached_" not in pickle.dumps(loss)
+
+
+def test_fit_runs_small_batches_through_the_kernels_when_an_epoch_is_large(monkeypatch):
+    """nn.fit: an epoch of at least kernel_threshold output elements pays for the kernels,
+    so every batch uses them; a smaller epoch keeps the reference; same training either way."""
+    from lossgrad import nn
+
+    sizes = []
+    real = kernels.evaluate_pointwise
+
+    def spy(loss, ops, y_true, y_pred, *a, **k):
+        out = real(loss, ops, y_true, y_pred, *a, **k)
+        if out is not None:
+            sizes.append(y_pred.size)
+        return out
+
+    monkeypatch.setattr(kernels, "evaluate_pointwise", spy)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + rng.normal(0, 0.1, 2000)
+    losses = {}
+    for threshold, expect_batches in ((2000, True), (2001, False)):
+        sizes.clear()
+        net = nn.Sequential(nn.Dense(3, 1, seed=0))
+        with lossgrad.config_context(kernel_threshold=threshold):
+            losses[threshold] = nn.fit(net, "huber", X, y, epochs=2, batch_size=50, seed=0).loss
+        assert (50 in sizes) is expect_batches, (threshold, sizes[:5])
+    np.testing.assert_allclose(losses[2000], losses[2001], rtol=1e-12)

@@ -19,6 +19,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from .. import _validation as V
 from .._batch import BatchLoss
 from .._config import config_context
 from .._core import Loss, Scaled
@@ -79,6 +80,14 @@ def loss_value_grad(loss: Loss, y_true: Any, y_pred: Array, sample_weight: Any =
     if loss.shape == Shape.ROW:
         base, k = _unscaled(loss)
         assert isinstance(base, RowLoss)
+        if all(getattr(base, name, None) is None for name in base.row_weight_options):
+            # every row weighs 1: the denominator needs no targets (value_grad checks the inputs)
+            v, g = base.value_grad(y_true, y_pred, sample_weight)
+            w = None if sample_weight is None else V.as_sample_weight(sample_weight, xp, (n,), g)
+            denom = float(n) if w is None else float(xp.sum(w))
+            if not denom > 0:
+                raise ValueError("the weighted mean loss is undefined: the sample (and class) weights sum to zero")
+            return k * float(xp.sum(v)) / denom, g * (k / denom)
         _, t, f, w = base._prepare(y_true, y_pred, sample_weight)
         with config_context(assume_valid=True):
             v, g = base.value_grad(y_true, y_pred, sample_weight)

@@ -25,7 +25,7 @@ import array_api_compat
 import numpy as np
 
 from .. import optim
-from .._config import config_context
+from .._config import config_context, get_config
 from ._network import Sequential, loss_value_grad, resolve_loss
 
 __all__ = ["fit", "History", "Trainer", "Callback", "EarlyStopping", "LambdaCallback"]
@@ -244,7 +244,14 @@ def fit(net: Sequential, loss: Any, X: Array, y: Any, *, optimizer: Any = None, 
     bs = min(bs, n_train)
 
     # validate the targets (and shapes) once on the whole data; the loop then skips the checks
-    loss_value_grad(loss, y, net.predict(X), sample_weight)
+    out = net.predict(X)
+    loss_value_grad(loss, y, out, sample_weight)
+    loop_config: dict[str, Any] = {"assume_valid": True}
+    config = get_config()
+    if config.use_kernels and math.prod(out.shape) * len(train_idx) // n >= config.kernel_threshold:
+        # an epoch passes enough elements to pay for loading the fused kernels (see Config.kernel_threshold):
+        # use them on every batch, however small
+        loop_config["kernel_threshold"] = 0
     if val is not None:
         loss_value_grad(loss, val[1], net.predict(val[0]), val[2])
 
@@ -265,7 +272,7 @@ def fit(net: Sequential, loss: Any, X: Array, y: Any, *, optimizer: Any = None, 
                 c.on_epoch_begin(trainer, epoch)
             order = rng.permutation(train_idx) if shuffle else train_idx
             total, weight = 0.0, 0.0
-            with config_context(assume_valid=True):
+            with config_context(**loop_config):
                 for start in range(0, n_train, bs):
                     idx = order[start : start + bs]
                     wb = _take(xp, sample_weight, idx)

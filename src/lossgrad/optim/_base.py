@@ -55,11 +55,22 @@ class EmptyState(NamedTuple):
 # ------------------------------------------------------------------------------- trees
 
 
-def _path(path: str) -> str:
-    return path or "params"
+def _path(where: Any) -> str:
+    """The leaf's name in messages: "params", or its keys as ``['layer']['w']``."""
+    return _keys(where) or "params"
 
 
-def _check_leaf(x: Any, path: str) -> None:
+def _keys(where: Any) -> str:
+    # ``where`` is a prefix string or a (parent, key) pair, formatted only when an error needs it
+    if isinstance(where, tuple):
+        parent, key = where
+        return f"{_keys(parent)}[{key!r}]"
+    return where
+
+
+def _check_leaf(x: Any, path: Any) -> None:
+    if type(x) is np.ndarray and x.dtype.kind == "f":  # the common case, without the namespace lookup
+        return
     if isinstance(x, Mapping):
         return
     if isinstance(x, (bool, numbers.Number, list, tuple)) or x is None or not hasattr(x, "dtype"):
@@ -75,7 +86,7 @@ def _check_leaf(x: Any, path: str) -> None:
         raise TypeError(f"{_path(path)} must have a real floating-point dtype, got {x.dtype}")
 
 
-def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any, _path_prefix: str = "") -> Any:
+def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any, _path_prefix: Any = "") -> Any:
     """Apply ``fn`` leaf by leaf to trees of the same structure (an array or nested dicts).
 
     Raises ValueError naming the key when the structures or the leaf shapes differ.
@@ -88,15 +99,13 @@ def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any, _path_prefix: str = 
                     f"{_path(_path_prefix)}: the trees must have the same structure; expected keys "
                     f"{sorted(map(str, tree))}, got {got}"
                 )
-        return {
-            k: tree_map(fn, tree[k], *(o[k] for o in rest), _path_prefix=f"{_path_prefix}[{k!r}]") for k in tree
-        }
+        return {k: tree_map(fn, tree[k], *(o[k] for o in rest), _path_prefix=(_path_prefix, k)) for k in tree}
     _check_leaf(tree, _path_prefix)
     for other in rest:
         if isinstance(other, Mapping):
             raise ValueError(f"{_path(_path_prefix)}: expected an array, got a dict")
         _check_leaf(other, _path_prefix)
-        if tuple(other.shape) != tuple(tree.shape):
+        if other.shape != tree.shape and tuple(other.shape) != tuple(tree.shape):
             raise ValueError(
                 f"{_path(_path_prefix)}: shapes differ, {tuple(tree.shape)} and {tuple(other.shape)}"
             )
@@ -132,6 +141,8 @@ def global_norm(tree: Any) -> float:
 
 
 def sqrt(x: Any) -> Any:
+    if type(x) is np.ndarray:
+        return np.sqrt(x)
     return array_api_compat.array_namespace(x).sqrt(x)
 
 
@@ -178,9 +189,8 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     """``params + updates`` leaf by leaf, in new arrays of the dtype of ``params``."""
 
     def add(p: Any, u: Any) -> Any:
-        xp = array_api_compat.array_namespace(p)
         out = p + u
-        return out if out.dtype == p.dtype else xp.astype(out, p.dtype)
+        return out if out.dtype == p.dtype else array_api_compat.array_namespace(p).astype(out, p.dtype)
 
     return tree_map(add, params, updates)
 
