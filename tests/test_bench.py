@@ -73,3 +73,18 @@ def test_lossgrad_bench_command_runs():
     assert res.exit_code == 0, res.output
     assert "| B | cross_entropy | value_grad | 32x5 | float64 |" in res.output
     assert "copy bandwidth" in res.output
+
+
+def test_small_calls_script_times_every_column():
+    """benchmarks/bench_small_calls.py builds its columns from the peers above and times them."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_small_calls.py"
+    spec = importlib.util.spec_from_file_location("bench_small_calls", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for fns in (mod._pointwise_fns("logistic", 100), mod._cross_entropy_fns(8, 3)):
+        assert {"lossgrad", "lossgrad (threshold 0)", "sklearn", "torch", "jax", "reference"} <= set(fns)
+        us = mod.per_call_us(fns, repeat=1, budget_s=1e-4)
+        assert set(us) == set(fns) and all(t > 0 for t in us.values())
