@@ -71,10 +71,9 @@ def _pointwise_fns(name: str, n: int) -> dict[str, Callable[[], Any]]:
     fns = {"lossgrad": lambda: loss.value_grad(y, f),
            "lossgrad (threshold 0)": lambda: loss.value_grad(y, f)}
     for peer, build in (("sklearn", B._sklearn_pointwise), ("torch", B._torch_pointwise), ("jax", B._jax_pointwise)):
-        if B._have(peer if peer != "sklearn" else "sklearn"):
-            fn = build(name, "value_grad", y, f)
-            if fn is not None:
-                fns[peer] = fn
+        fn = build(name, "value_grad", y, f) if B._have(peer) else None
+        if fn is not None:
+            fns[peer] = fn
     fns["reference"] = B._numpy_pointwise(loss, "value_grad", y, f)
     return fns
 

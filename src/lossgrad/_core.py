@@ -242,11 +242,8 @@ class PointwiseLoss(Loss):
         return buffers
 
     def _prepare(self, y_true: Any, y_pred: Any, sample_weight: Any) -> tuple[Any, Array, Array, Array | None, bool]:
-        if V.plain_numpy_pair(y_true, y_pred):  # what the coercions below would return unchanged
-            xp, f, was_scalar, y = V.NUMPY, y_pred, False, y_true
-        else:
-            xp, f, was_scalar = V.as_prediction(y_pred)
-            y = V.as_target(y_true, xp, f)
+        xp, f, was_scalar = V.as_prediction(y_pred)
+        y = V.as_target(y_true, xp, f)
         V.check_finite(xp, f, "y_pred")
         V.check_finite(xp, y, "y_true")
         self._check_target(xp, y)

@@ -55,10 +55,6 @@ __all__ = [
 _OPS = ("value", "grad", "hess")
 
 
-def _flat(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a).reshape(-1)
-
-
 _plain = V.plain_numpy_pair
 
 
@@ -140,63 +136,38 @@ def evaluate_pointwise(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any
     per 4 KiB on first touch: about half of the bandwidth of a memory-bound loss).
     """
     if _plain(y_true, y_pred) and _plain_weight(sample_weight, y_pred):
-        # The common case in a few microseconds: no coercion, one cached plan, one call.
-        plan = plan_for(loss, y_pred.dtype)
-        want = None if plan is None else plan.serves.get(ops)
-        if want is None:
-            return None
-        bufs = None if out is None else _by_op(check_out(out, ops, y_pred), ops)
-        outs, counts = run_pointwise(plan.chunk, plan.params, y_true.ravel(), y_pred.ravel(),
-                                     None if sample_weight is None else sample_weight.ravel(), want, bufs)
-        if _flagged(counts, plan.margin) and not get_config().assume_valid:
-            loss._prepare(y_true, y_pred, sample_weight)  # raises the reference's exact error
-            return None  # pragma: no cover - the reference accepted what the kernel flagged
-        if out is not None:
-            return out
-        if y_pred.ndim != 1:
-            outs = tuple(None if o is None else o.reshape(y_pred.shape) for o in outs)
-        v, g, h = outs
-        return _PICK[ops](v, g, h)
-    return _evaluate_coerced(loss, ops, y_true, y_pred, sample_weight, out)
-
-
-def _by_op(out: tuple[np.ndarray, ...], ops: tuple[str, ...]) -> tuple[np.ndarray | None, ...]:
-    """The (value, grad, hess) buffers, flat views of ``out`` (one per op), None where not asked."""
-    by_name = dict(zip(ops, out))
-    return tuple(None if op not in by_name else by_name[op].reshape(-1) for op in _OPS)
-
-
-def _evaluate_coerced(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any,
-                      out: tuple[np.ndarray, ...] | None) -> tuple | None:
-    """:func:`evaluate_pointwise` for every other input form: lists, scalars, mixed dtypes,
-    broadcast weights, ``out=`` buffers."""
-    if out is not None:
-        out = check_out(out, ops, y_pred)
-    if _plain(y_true, y_pred):
-        xp, f, was_scalar, y = V.NUMPY, y_pred, False, y_true
+        # the common case: no coercion at all (a call costs a few microseconds)
+        xp, f, was_scalar, y, w = V.NUMPY, y_pred, False, y_true, sample_weight
     else:
         xp, f, was_scalar = V.as_prediction(y_pred)
-        y = None
-    if not isinstance(f, np.ndarray) or f.dtype not in (np.float32, np.float64):
-        return None
+        if not isinstance(f, np.ndarray) or f.dtype not in (np.float32, np.float64):
+            return None
+        y = w = None  # converted below, once a kernel is known to serve
     plan = plan_for(loss, f.dtype)
     want = None if plan is None else plan.serves.get(ops)
     if want is None:
         return None
     if y is None:
         y = V.as_target(y_true, xp, f)
-    w = None if sample_weight is None else _weights(sample_weight, xp, f)
-    bufs = None if out is None else _by_op(out, ops)
-    outs, counts = run_pointwise(plan.chunk, plan.params, _flat(y), _flat(f), None if w is None else _flat(w), want,
-                                 bufs)
-    if not get_config().assume_valid and _flagged(counts, plan.margin):
+        w = None if sample_weight is None else _weights(sample_weight, xp, f)
+    bufs = None if out is None else _by_op(check_out(out, ops, f), ops)
+    outs, counts = run_pointwise(plan.chunk, plan.params, y.ravel(), f.ravel(), None if w is None else w.ravel(),
+                                 want, bufs)
+    if _flagged(counts, plan.margin) and not get_config().assume_valid:
         # Rerun the reference checks (only now, on bad input) to raise their exact error.
         loss._prepare(y_true, y_pred, sample_weight)
         return None  # pragma: no cover - the reference accepted what the kernel flagged
     if out is not None:
         return out
-    by_op = dict(zip(_OPS, outs))
-    return tuple(by_op[op][()] if was_scalar else by_op[op].reshape(f.shape) for op in ops)
+    if was_scalar or f.ndim != 1:
+        outs = tuple(None if o is None else o[()] if was_scalar else o.reshape(f.shape) for o in outs)
+    return _PICK[ops](*outs)
+
+
+def _by_op(out: tuple[np.ndarray, ...], ops: tuple[str, ...]) -> tuple[np.ndarray | None, ...]:
+    """The (value, grad, hess) buffers, flat views of ``out`` (one per op), None where not asked."""
+    by_name = dict(zip(ops, out))
+    return tuple(None if op not in by_name else by_name[op].reshape(-1) for op in _OPS)
 
 
 def check_out(out: Any, ops: tuple[str, ...], y_pred: Any) -> tuple[np.ndarray, ...]:

@@ -191,7 +191,7 @@ def cross_entropy_value_grad(
     h = np.empty((n, k), f.dtype) if hess_diag else _ones(1, f.dtype).reshape(1, 1)
     rows = _narrow.rows_narrow if k <= _narrow.NARROW_MAX_CLASSES else _rows
     args = (cw, class_weight is not None, float(label_smoothing), ign, float(z_loss))
-    if n * k < (1 << 17) or n < 2:  # one thread: no hand-off to pay
+    if n * k < (1 << 17) or n < 2:  # one thread, whole arrays: the closure's slicing below costs 0.6 us a call
         counts = np.zeros(2, np.int64)
         rows(f, yy, labels, *args, sw, sample_weight is not None, float(prob_tol), v, g, h, hess_diag, counts)
         return v, g, h if hess_diag else None, counts
