@@ -88,3 +88,26 @@ def test_small_calls_script_times_every_column():
         assert {"lossgrad", "lossgrad (threshold 0)", "sklearn", "torch", "jax", "reference"} <= set(fns)
         us = mod.per_call_us(fns, repeat=1, budget_s=1e-4)
         assert set(us) == set(fns) and all(t > 0 for t in us.values())
+
+
+def test_row_hess_diag_script_times_kernel_reference_and_peers():
+    """benchmarks/bench_row_hess_diag.py: every case runs through the kernel and the
+    reference, and scikit-learn's gradient_hessian equals lossgrad's where it is timed."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_row_hess_diag.py"
+    spec = importlib.util.spec_from_file_location("bench_row_hess_diag", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(0)
+    for name, _, loss, y, f in mod.cases(rng, 16, 5, np.float64):
+        t = mod.row_times(name, loss, y, f, repeat=1, ref_repeat=1)
+        assert {"kernel", "reference"} <= set(t) and all(v > 0 for v in t.values())
+        sk = mod._sklearn_fn(name, y, f)
+        assert (sk is None) == (name not in ("cross_entropy", "multilabel"))
+        if sk is not None:  # the peer's (gradient, hessian) is lossgrad's, up to scikit-learn's layout
+            g, h = sk()
+            lg, lh = loss.grad_hess_diag(y, f)
+            np.testing.assert_allclose(np.reshape(g, lg.shape), lg, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(np.reshape(h, lh.shape), lh, rtol=1e-10, atol=1e-12)

@@ -1,8 +1,9 @@
 """The row kernels of multiclass_hinge, categorical_hinge, multilabel and sparsemax_loss
-(lossgrad.kernels._row_margin, _row_sparsemax) against the reference.
+(lossgrad.kernels._row_margin, _row_multilabel, _row_sparsemax) against the reference.
 
 Every registered variant (and a few more options) x float32/float64 x with/without
-sample_weight x the ops value, grad, value+grad, through the public methods with
+sample_weight x the ops value, grad, value+grad (and for multilabel hess_diag,
+grad+hess_diag, value+grad+hess_diag), through the public methods with
 ``kernel_threshold=0`` against ``use_kernels=False``: the hinge gradients (and the
 values the kernel computes with the reference's own arithmetic) are bit-for-bit equal,
 the rest to 16 ulps of the entry plus 16 ulps of the row's scale.  The data include
@@ -40,6 +41,13 @@ VARIANTS = _variants()
 IDS = [v[0] for v in VARIANTS]
 LOSSES = [v[1] for v in VARIANTS]
 OPS = (("value",), ("grad",), ("value", "grad"))
+
+
+def _ops(loss):
+    """The op sets served: multilabel's kernel also writes its (diagonal) Hessian."""
+    if isinstance(loss, lossgrad.Multilabel):
+        return OPS + (("hess_diag",), ("grad", "hess_diag"), ("value", "grad", "hess_diag"))
+    return OPS
 
 
 def _targets(loss) -> tuple[str, ...]:
@@ -98,9 +106,12 @@ def _reference(loss, op, y, f, w):
 
 def _public(loss, ops, y, f, w):
     with lossgrad.config_context(kernel_threshold=0):
-        if ops == ("value", "grad"):
-            return loss.value_grad(y, f, sample_weight=w)
-        return (getattr(loss, ops[0])(y, f, sample_weight=w),)
+        if len(ops) == 1:
+            return (getattr(loss, ops[0])(y, f, sample_weight=w),)
+        if ops == ("value", "grad", "hess_diag"):  # no public method: the dispatch itself
+            return kernels.evaluate_row(loss, ops, y, f, w)
+        method = {("value", "grad"): "value_grad", ("grad", "hess_diag"): "grad_hess_diag"}[ops]
+        return getattr(loss, method)(y, f, sample_weight=w)
 
 
 def _exact(loss, op, target) -> bool:
@@ -146,8 +157,8 @@ def test_kernel_equals_reference(loss, dt):
         for grid in (False, True):
             y, f, w = _data(loss, target, dt, grid)
             for weights in (None, w):
-                ref = {op: _reference(loss, op, y, f, weights) for op in ("value", "grad")}
-                for ops in OPS:
+                ref = {op: _reference(loss, op, y, f, weights) for op in ("value", "grad", "hess_diag")}
+                for ops in _ops(loss):
                     out = _public(loss, ops, y, f, weights)
                     assert len(out) == len(ops)
                     for op, o in zip(ops, out):
@@ -364,7 +375,11 @@ def test_threaded_path_and_inputs_untouched(monkeypatch, dt):
             y0, f0, w0 = y.copy(), f.copy(), w.copy()
             with lossgrad.config_context(kernel_threshold=0):
                 v, g = loss.value_grad(y, f, sample_weight=w)
-            for op, o in (("value", v), ("grad", g)):
+            outs = [("value", v), ("grad", g)]
+            if isinstance(loss, lossgrad.Multilabel):
+                outs += list(zip(("value", "grad", "hess_diag"),
+                                 kernels.evaluate_row(loss, ("value", "grad", "hess_diag"), y, f, w)))
+            for op, o in outs:
                 _check(loss, op, target, o, _reference(loss, op, y, f, w), y, f, w)
             np.testing.assert_array_equal(f, f0)
             np.testing.assert_array_equal(y, y0)
@@ -385,11 +400,15 @@ def test_public_methods_use_the_kernel(kernel_calls, loss):
         loss.grad(y, f)
         assert calls == [True, True]
         loss.value(y[:-1], f[:-1])  # under the threshold: the reference
-        loss.hess_diag(y, f)  # not served: the reference
-        assert calls == [True, True]
+        loss.hess_diag(y, f)  # served for multilabel only
+        served = isinstance(loss, lossgrad.Multilabel)
+        assert calls == [True, True] + [True] * served
+        loss.hess(y, f)  # not served: the reference
+        assert calls == [True, True] + [True] * served
         (2.0 * loss).value(y, f)  # Scaled forwards to the kernel
-        assert calls == [True, True, True]
-    assert _row_margin.KERNELS[type(loss)][0](loss, ("value", "grad"))
+        assert calls == [True, True] + [True] * served + [True]
+    assert kernels.row_kernel_supports(loss, ("value", "grad"))
+    assert kernels.row_kernel_supports(loss, ("grad", "hess_diag")) == served
     assert not kernels.row_kernel_supports(loss, ("grad", "hess"))
     assert kernels.evaluate_row(loss, ("value",), y, f.astype(np.float16), None) is None
 

@@ -129,7 +129,8 @@ class RowLoss(Loss):
 
     def grad_hess_diag(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> tuple[Any, Any]:
         """(grad, the Hessian diagonal), both (N, K): what gradient boosting takes per class;
-        one pass where a row kernel serves it (cross_entropy)."""
+        one pass where a row kernel serves it (cross_entropy, focal, poly1, kl_divergence,
+        multilabel)."""
         return self._compute(("grad", "hess_diag"), y_true, y_pred, sample_weight)
 
     def hvp(self, y_true: Any, y_pred: Any, v: Any, sample_weight: Any = None) -> Any:

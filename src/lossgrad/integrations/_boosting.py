@@ -201,7 +201,7 @@ class BoostingObjective:
             g, H = loss.grad_hess(y, f)
             H = np.sum(np.abs(H), axis=-1)
         else:
-            g, H = loss.grad_hess_diag(y, f)  # one pass through the cross-entropy kernel
+            g, H = loss.grad_hess_diag(y, f)  # one pass through a row kernel where one serves it
             if h is Hessian.FLOOR:
                 H = np.maximum(H, self.floor)
         if w is not None:

@@ -10,8 +10,9 @@ the array-API reference otherwise.  Tests hold both equal to a few ulps.
   :data:`POINTWISE` -- the table from loss class to scalar kernel.
 * :func:`evaluate_row` -- the row entry point (value/grad of cross_entropy, focal, poly1,
   kl_divergence, multiclass_hinge, categorical_hinge, multilabel, sparsemax_loss, every
-  option; the Hessian diagonal of cross_entropy), for ``RowLoss._compute`` and ``__call__``; :func:`cross_entropy_value_grad` --
-  the cross-entropy kernel.
+  option; the Hessian diagonal of cross_entropy, focal, poly1, kl_divergence and
+  multilabel), for ``RowLoss._compute`` and ``__call__``;
+  :func:`cross_entropy_value_grad` -- the cross-entropy kernel.
 * :mod:`lossgrad.kernels.bench` -- the benchmark suites against the peers.
 * :func:`compile_all` -- compile (or load from the on-disk cache) every kernel.
 

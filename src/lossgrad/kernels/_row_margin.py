@@ -1,12 +1,12 @@
-r"""Row kernels of multiclass_hinge, categorical_hinge and multilabel (sparsemax_loss: :mod:`._row_sparsemax`).
+r"""Row kernels of multiclass_hinge and categorical_hinge, and the pieces all row kernels share.
 
 One pass over a row of scores f (K entries) gives the row's value and gradient; q is
 the target row (the one-hot e_y of a label y, or a probability row), w the row's
 ``sample_weight`` (both outputs are multiplied by it, as the reference does before
-any reduction).  The reference (:mod:`lossgrad.losses.multiclass_margin`,
-:mod:`lossgrad.losses.multilabel`) stays the definition; the kernels reproduce its
-arithmetic in the dtype of f wherever a comparison decides a kink, so that the
-subgradient chosen at a kink or tie is the reference's own:
+any reduction).  The reference (:mod:`lossgrad.losses.multiclass_margin`) stays the
+definition; the kernels reproduce its arithmetic in the dtype of f wherever a
+comparison decides a kink, so that the subgradient chosen at a kink or tie is the
+reference's own:
 
 * :class:`~lossgrad.MulticlassHinge`, margins t_j = (m + f_j) - f_y rounded in f's dtype.
   Weston-Watkins: l = sum_{j != y} max(0, t_j), g_j = 1{t_j > 0} (j != y), g_y = -(number
@@ -19,38 +19,34 @@ subgradient chosen at a kink or tie is the reference's own:
   neg = max_c n_c, M = (1 + neg) - pos; l = max(0, M), g = (1 - q_J) e_J - q when M > 0
   (J the first arg-max of n, over every class), else 0.  For a label pos = f_y and
   n_y = 0 f_y (a signed zero), as in the reference.
-* :class:`~lossgrad.Multilabel`, a = pos_weight_c q_c: l = sum_c [a softplus(-f_c) +
-  (1 - q_c) softplus(f_c)], g_c = (1 - q_c) sigma(f_c) - a sigma(-f_c), with one
-  e = exp(-|f_c|) and one log1p(e) per entry (the vectorised ones of :mod:`._fastmath`),
-  in f's dtype as the reference (float32 fills twice the SIMD lanes), the row sum in
-  float64.
 
 The hinge gradients are bit-for-bit the reference's (0/1 entries and counts, products
 with w in f's dtype), and so are the Crammer-Singer values and the categorical_hinge
 values on labels; a value that is a row sum (Weston-Watkins, categorical_hinge's pos
-on a probability row, multilabel) differs only by the order of the sum (here in
-float64, NumPy's pairwise in f's dtype): a few ulps of the row's largest term.
-Multilabel's exp/log1p are not NumPy's: a few ulps of each entry.  The hinge sums are
+on a probability row) differs only by the order of the sum (here in float64, NumPy's
+pairwise in f's dtype): a few ulps of the row's largest term.  The hinge sums are
 written to a scratch row by a loop compiled without fast-math and summed by one
 compiled with ``reassoc`` only, so that reassociation can only reorder the sum, never
 the margin arithmetic (m + f_j) - f_y.
 
 Every option is served (WW/CS, any margin, labels and probability rows of
-categorical_hinge, pos_weight), for the ops value, grad and value+grad, float32 and
-float64, with or without ``sample_weight``; the Hessian (zero, or a diagonal) and its
-products use the reference.  Rows are split over the cores (``nogil`` threads) when
+categorical_hinge), for the ops value, grad and value+grad, float32 and float64, with
+or without ``sample_weight``; the Hessian (zero where it exists) and its products use
+the reference.  Rows are split over the cores (``nogil`` threads) when
 N K >= 2^17; an op not asked for writes no (N, K) array (value alone: a scratch row).
 Validation is counted in the pass: non-finite scores, invalid targets (non-integral or
 out-of-range labels, entries outside [0, 1], rows summing off 1 by more than half the
 reference tolerance) and non-finite or negative weights; only when a count is non-zero
 is ``loss._prepare`` called, which raises the reference's own error (or, if it
 accepts, the reference computes).  With ``assume_valid`` an invalid label acts as the
-reference's zero one-hot row.
+reference's zero one-hot row.  :func:`row_inputs`, :func:`launch` and :func:`finish`
+are this contract for every row kernel of this module, :mod:`._row_multilabel` and
+:mod:`._row_sparsemax`.
 
 References: J. Weston & C. Watkins (1999), Support vector machines for multi-class
 pattern recognition, ESANN; K. Crammer & Y. Singer (2001), On the algorithmic
 implementation of multiclass kernel-based vector machines, JMLR 2; Keras
-``categorical_hinge``; PyTorch ``BCEWithLogitsLoss`` (pos_weight).
+``categorical_hinge``.
 """
 
 from __future__ import annotations
@@ -266,52 +262,6 @@ def _categorical_rows(f, y, labels, ptol, sw, has_sw, v_out, g_out, want_g, coun
             g[yl] = -wi
 
 
-# ----------------------------------------------------------------- multilabel
-
-
-@njit(cache=True, error_model="numpy")
-def _multilabel_row(row, q, pw, wi, g, buf):
-    """buf_c = the loss term of column c, g = the weighted gradient row, in f's dtype (as the
-    reference; float32 fills twice the SIMD lanes); returns (non-finite f, q outside [0, 1])."""
-    nf = False
-    nq = False
-    one = fm.one(row[0])
-    zero = fm.zero(one)
-    for j in range(row.size):
-        x = row[j]
-        qc = q[j]
-        a = qc * pw[j]
-        b = one - qc
-        e = fm.exp(-abs(x))
-        lg = fm.log1p01(e)
-        d = one / (one + e)
-        ed = e * d
-        sp = x if x > zero else zero  # softplus(x) = max(x, 0) + log1p(e), e = exp(-|x|)
-        sn = -x if x < zero else zero  # softplus(-x) = max(-x, 0) + log1p(e)
-        buf[j] = a * (sn + lg) + b * (sp + lg)
-        sig = d if x >= zero else ed  # sigma(x); sigma(-x) is the other one
-        sgn = ed if x >= zero else d
-        g[j] = (b * sig - a * sgn) * wi
-        nf |= x - x != zero
-        nq |= not_probability(qc)
-    return nf, nq
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _multilabel_rows(f, y, pw, sw, has_sw, v_out, g_out, want_g, counts):
-    n, k = f.shape
-    buf = np.empty(k, f.dtype)
-    scratch = np.empty(k, f.dtype)
-    for i in range(n):
-        g = g_out[i] if want_g else scratch
-        wi, bw = _weight(sw, i, has_sw, f[i, 0])
-        nf, nq = _multilabel_row(f[i], y[i], pw, wi, g, buf)
-        v_out[i] = fm.like(wi, _sum(buf)) * wi
-        counts[0] += 1 if nf else 0
-        counts[1] += 1 if nq else 0
-        counts[2] += 1 if bw else 0
-
-
 # ----------------------------------------------------------------- dispatch
 
 
@@ -348,32 +298,40 @@ def row_inputs(loss: Any, y_true: Any, y_pred: Any, sample_weight: Any,
 
 
 def launch(kernel: Callable, f: np.ndarray, y: np.ndarray, args: tuple, w: np.ndarray | None,
-           want_g: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+           want_g: bool, want_h: bool | None = None) -> tuple:
     """Run ``kernel(f, y, *args, sw, has_sw, v, g, want_g, counts)`` over row blocks, one
-    thread per block when N K >= 2^17.  Returns (value (N,), grad (N, K) or a dummy,
-    counts summed over the blocks: [non-finite f, invalid targets, invalid weights])."""
+    thread per block when N K >= 2^17; a kernel that also writes the Hessian diagonal
+    (``want_h`` not None) is called as ``kernel(f, y, *args, sw, has_sw, v, g, h, want_g,
+    want_h, counts)``.  Returns (value (N,), grad (N, K) or a dummy, Hessian diagonal
+    (N, K) or None, counts summed over the blocks: [non-finite f, invalid targets,
+    invalid weights])."""
     n, k = f.shape
     v = np.empty(n, f.dtype)
     g = np.empty((n, k) if want_g else (1, k), f.dtype)
+    h = np.empty((n, k) if want_h else (1, k), f.dtype)
     sw = np.ones(1, f.dtype) if w is None else w
     nt = min(n_threads(), n) if n * k >= (1 << 17) else 1
     counts = np.zeros((nt, 3), np.int64)
 
     def run(t: int, lo: int, hi: int) -> None:
-        kernel(f[lo:hi], y[lo:hi], *args, sw if w is None else sw[lo:hi], w is not None, v[lo:hi],
-               g[lo:hi] if want_g else g, want_g, counts[t])
+        rows = (f[lo:hi], y[lo:hi], *args, sw if w is None else sw[lo:hi], w is not None, v[lo:hi],
+                g[lo:hi] if want_g else g)
+        if want_h is None:
+            kernel(*rows, want_g, counts[t])
+        else:
+            kernel(*rows, h[lo:hi] if want_h else h, want_g, want_h, counts[t])
 
     run_in_parts(n, nt, run)
-    return v, g, counts.sum(axis=0)
+    return v, g, (h if want_h else None), counts.sum(axis=0)
 
 
 def finish(loss: Any, ops: tuple[str, ...], out: tuple, y_true: Any, y_pred: Any, sample_weight: Any) -> tuple | None:
     """The outputs in ``ops`` order, or (on a flagged input) the reference's error / None."""
-    v, g, counts = out
+    v, g, h, counts = out
     if counts.any() and not get_config().assume_valid:
         loss._prepare(y_true, y_pred, sample_weight)  # raises the reference's own error
         return None  # the reference accepted what the kernel flagged: let it compute
-    return tuple(v if op == "value" else g for op in ops)
+    return tuple(v if op == "value" else g if op == "grad" else h for op in ops)
 
 
 def _value_grad_only(loss: Any, ops: tuple[str, ...]) -> bool:
@@ -401,17 +359,6 @@ def _categorical(loss, ops, y_true, y_pred, sample_weight):
     return finish(loss, ops, out, y_true, y_pred, sample_weight)
 
 
-def _multilabel(loss, ops, y_true, y_pred, sample_weight):
-    inputs = row_inputs(loss, y_true, y_pred, sample_weight, False, True)
-    if inputs is None:
-        return None
-    f, y, _, w = inputs
-    k = f.shape[1]
-    pw = np.ones(k, f.dtype) if loss.pos_weight is None else np.asarray(loss.pos_weight, f.dtype)
-    out = launch(_multilabel_rows, f, y, (pw,), w, "grad" in ops)
-    return finish(loss, ops, out, y_true, y_pred, sample_weight)
-
-
 def _sparsemax(loss, ops, y_true, y_pred, sample_weight):
     from ._row_sparsemax import sparsemax_evaluate  # imported here: it imports this module's helpers
 
@@ -420,13 +367,11 @@ def _sparsemax(loss, ops, y_true, y_pred, sample_weight):
 
 def _table() -> dict[type, tuple[Callable, Callable]]:
     from ..losses.multiclass_margin import CategoricalHinge, MulticlassHinge
-    from ..losses.multilabel import Multilabel
     from ..losses.sparsemax import SparsemaxLoss
 
     return {
         MulticlassHinge: (_value_grad_only, _hinge),
         CategoricalHinge: (_value_grad_only, _categorical),
-        Multilabel: (_value_grad_only, _multilabel),
         SparsemaxLoss: (_value_grad_only, _sparsemax),
     }
 

@@ -1,4 +1,4 @@
-r"""Row kernels of focal, poly1 and kl_divergence: value and gradient in one pass per row.
+r"""Row kernels of focal, poly1 and kl_divergence: value, gradient and Hessian diagonal in one pass per row.
 
 The three are sums  l = sum_c a_c phi(s_c)  of the log-softmax s = f - lse(f) (see
 :mod:`lossgrad.losses._softmax_family`); with p = softmax(f), u = 1 - p,
@@ -14,6 +14,21 @@ b_c = a_c phi'(s_c) and B = sum_c b_c:
   constant sum_c q_c log q_c (0 log 0 = 0), or sum_c e^{y_c} y_c with ``log_target``;
   so grad = Q p - q off c* (Q = sum_c q_c).
 
+The Hessian's diagonal (what gradient boosting takes per class) follows the reference's
+decomposition hess = J^T diag(a phi'') J - B (diag(p) - p p^T): with e_c = phi''(s_c) u_c^2
+(finite where phi'' is not, focal with gamma < 1 at p -> 1), d_c = a_c e_c / u_c^2 off c*
+(u_c >= 1/2 there), D = sum d_c, e_* = a_c* e_c* and jhat_c = -p_c / u_c* off c*:
+
+    hess_cc = -B p_c u_c + d_c (1 - 2 p_c) + p_c^2 D + e_* jhat_c^2,
+    hess_c*c* = -B p_c* u_c* + p_c*^2 D + e_*
+
+* Focal: e = gamma p u^(gamma + 1) (s + 2 + (gamma - 1) p psi).
+* Poly1: e = -epsilon p u^2.  KLDivergence: e = 0, so hess_cc = Q p_c u_c.
+
+A label y puts all of a on one class: d is d_y at y alone (y != c*) or the curvature is
+e_* (y = c*), and the diagonal costs O(1) per entry (one exponential per entry for
+jhat when y = c*).
+
 Per row, as in the reference's ``softmax_parts``: m = max f = f_c*, e_c = e^{f_c - m},
 so = sum_{c != c*} e_c (ties with the max count 1 each), lse = m + log1p(so); at c*,
 t = lse_{c != c*}(f) - m = log so, s_c* = log_sigmoid(-t), log u_c* = log_sigmoid(t)
@@ -23,20 +38,20 @@ p_c = e_c / (1 + so) <= 1/2, u_c = 1 - p_c, log u_c = -log1p(p_c / u_c).
 
 Passes per row: the max, the exponentials (into an L1 scratch row, with the tie count
 and the non-finite count), the first arg-max (early exit), then for probability
-targets one loop forming b_c and the value's terms, and the gradient loop.  A label
+targets one loop forming b_c, d_c and the value's terms
+(:mod:`._row_softmax_probs`), the gradient loop and the Hessian-diagonal loop.  A label
 target needs phi at one class only: O(1) transcendental work besides the exponentials.
 In the loops over classes exp, log(1 - p) = -log1p01(p / u) (p / u in [0, 1]) and the
-log of q log q (q = 2^k m, m in [sqrt(1/2), sqrt 2), log m = log1p01(m - 1): m - 1 lies
-outside log1p01's stated [0, 1] but inside the [sqrt(1/2) - 1, sqrt 2 - 1] its fdlibm
-reduction covers) are the vectorised ones of :mod:`._fastmath`; the rest is per row.
+log of q log q are the vectorised ones of :mod:`._fastmath`; the rest is per row.
 float32 is computed in float64 with the loss's parameters (alpha, gamma, epsilon)
 rounded to float32 first, as the reference's arithmetic rounds them.  Rows run in
 threads (``nogil``) above 2^17 elements.
 
 Served: every option of the three (labels or probability rows; alpha, gamma;
-epsilon; ``log_target``), ``sample_weight``, ops value / grad / value+grad, float32 and
-float64, and ``loss(y, f, reduction=...)`` (``RowLoss.__call__`` reduces the kernel's
-rows).  Not served (the reference runs): the Hessian, its diagonal and products.
+epsilon; ``log_target``), ``sample_weight``, the ops value, grad, hess_diag and their
+combinations, float32 and float64, and ``loss(y, f, reduction=...)``
+(``RowLoss.__call__`` reduces the kernel's rows).  Not served (the reference runs): the
+full Hessian and its products.
 The kernel counts non-finite logits, invalid targets (non-integer or out-of-range
 labels; probabilities outside [0, 1] or rows off 1 by half the reference tolerance;
 log-probabilities above half of it or rows whose logsumexp is off 0 by it) and
@@ -61,15 +76,13 @@ from .._config import get_config
 from .._row import prob_tolerance
 from . import _fastmath as fm
 from ._cross_entropy import _row_max
-from ._driver import n_threads, not_probability, run_in_parts
+from ._driver import n_threads, run_in_parts
+from ._row_softmax_probs import focal_probs, kl_probs, poly1_probs
 
-__all__ = ["KERNELS", "softmax_family_value_grad", "FOCAL", "POLY1", "KL"]
+__all__ = ["KERNELS", "softmax_family_rows", "FOCAL", "POLY1", "KL"]
 
 FOCAL, POLY1, KL = 0, 1, 2
 _TINY = 2.0 ** -900  # so below this: t = log so is recomputed with its own shift
-_LN2_HI = 6.93147180369123816490e-01  # k * _LN2_HI exact for |k| < 2^11
-_LN2_LO = 1.90821492927058770002e-10
-_SQRT2 = 1.4142135623730951
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
@@ -134,91 +147,42 @@ def _phi(kind, gamma, eps, s, p, u, lu, psi):
     return -s, -1.0
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
-def _focal_probs(row, q, e, b, inv, lse, cs, cw, weighted, gamma):
-    """b_c and the value's sum over c != c*, sum b_c (c != c*), sum q_c, invalid q count."""
-    val = bsum = qsum = 0.0
-    bad = 0
-    for c in range(row.size):
-        qc = np.float64(q[c])
-        bad += not_probability(qc)
-        qsum += qc
-        a = qc * (cw[c] if weighted else 1.0)
-        p = e[c] * inv
-        u = 1.0 - p
-        s = np.float64(row[c]) - lse
-        ug = fm.exp(gamma * -fm.log1p01(p / u))  # u^gamma, p <= 1/2 off c*
-        other = c != cs
-        bc = -a * ug * (1.0 - gamma * p * s / u) if other else 0.0
-        b[c] = bc
-        bsum += bc
-        val += -a * ug * s if other else 0.0
-    return val, bsum, qsum, bad
-
-
-@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
-def _poly1_probs(row, q, e, b, inv, lse, cs, eps):
-    val = bsum = qsum = 0.0
-    bad = 0
-    for c in range(row.size):
-        qc = np.float64(q[c])
-        bad += not_probability(qc)
-        qsum += qc
-        p = e[c] * inv
-        s = np.float64(row[c]) - lse
-        other = c != cs
-        bc = -qc * (1.0 + eps * p) if other else 0.0
-        b[c] = bc
-        bsum += bc
-        val += qc * (eps * (1.0 - p) - s) if other else 0.0
-    return val, bsum, qsum, bad
+@njit(cache=True, error_model="numpy")
+def _curv(kind, gamma, eps, s, p, lu, psi):
+    """e = phi''(s) u^2 of one class (finite as p -> 1, where phi'' may not be): focal
+    gamma p u^(gamma + 1) (s + 2 + (gamma - 1) p psi), poly1 -epsilon p u^2, KL 0."""
+    if kind == FOCAL:
+        return gamma * p * math.exp((gamma + 1.0) * lu) * (s + 2.0 + (gamma - 1.0) * p * psi)
+    if kind == POLY1:
+        return -eps * p * math.exp(2.0 * lu)
+    return 0.0
 
 
 @njit(cache=True, error_model="numpy")
-def _log(x):
-    """log x for a positive normal float64 x, vectorisable: x = 2^k m, m in [sqrt(1/2),
-    sqrt 2), log x = k ln2 + log1p01(m - 1).  (A subnormal x reads as 2^-1022 (1 + ...):
-    x log x is then off by < 1e-306, far below an ulp of a loss value.)"""
-    bits = fm.order_key(x)
-    k = np.float64((bits >> 52) - 1023)
-    m = fm.from_order_key((bits & 0xFFFFFFFFFFFFF) | 0x3FF0000000000000)
-    big = m > _SQRT2
-    m = 0.5 * m if big else m
-    k = k + 1.0 if big else k
-    return k * _LN2_HI + (fm.log1p01(m - 1.0) + k * _LN2_LO)
-
-
-@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
-def _kl_probs(row, q, b, lse, cs, log_target, ytol):
-    """For KL: (sum_{c != c*} a_c (-s_c), sum_{c != c*} b_c, sum a_c, constant, a_c*,
-    invalid count), a = q or e^y (log_target); the constant is sum q log q or sum e^y y."""
-    val = bsum = asum = const = 0.0
-    bad = 0
-    for c in range(row.size):
-        yc = np.float64(q[c])
-        if log_target:
-            bad += 1 if (yc > ytol) | (yc - yc != 0.0) else 0
-            a = fm.exp(yc)
-            const += a * yc
-        else:
-            bad += not_probability(yc)
-            a = yc
-            const += yc * _log(yc) if yc > 0.0 else 0.0
-        asum += a
-        other = c != cs
-        bc = -a if other else 0.0
-        b[c] = bc
-        bsum += bc
-        val += a * (lse - np.float64(row[c])) if other else 0.0
-    return val, bsum, asum, const, bad
+def _hess_diag_row(h, row, e, dd, inv, shift, cs, bsum, dsum, e_st, p_st, u_st, lu_st, wi):
+    """h_c = (-B p_c u_c + d_c (1 - 2 p_c) + p_c^2 D + e_* jhat_c^2) w, the diagonal of
+    :mod:`lossgrad.losses._softmax_family`'s Hessian: jhat_c = -p_c / u_* off c*, formed as
+    e^{s_c - log u_*} (s_c = (f_c - m) - log1p(so) = f_c - shift); at c*
+    (-B p_* u_* + p_*^2 D + e_*) w.  Off c*, p_c <= 1/2."""
+    if e_st != 0.0:
+        for c in range(row.size):
+            p = e[c] * inv
+            jh = fm.exp((np.float64(row[c]) - shift) - lu_st)
+            h[c] = (-bsum * p * (1.0 - p) + dd[c] * (1.0 - 2.0 * p) + p * p * dsum + e_st * jh * jh) * wi
+    else:
+        for c in range(row.size):
+            p = e[c] * inv
+            h[c] = (-bsum * p * (1.0 - p) + dd[c] * (1.0 - 2.0 * p) + p * p * dsum) * wi
+    h[cs] = (-bsum * p_st * u_st + p_st * p_st * dsum + e_st) * wi
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _rows(kind, f, y, labels, cw, weighted, gamma, eps, log_target, sw, has_sw, ptol, want_g,
-          v_out, g_out, counts):
+def _rows(kind, f, y, labels, cw, weighted, gamma, eps, log_target, sw, has_sw, ptol, want_g, want_h,
+          v_out, g_out, h_out, counts):
     n, k = f.shape
     e = np.empty(k)
     b = np.empty(k)
+    dd = np.zeros(k)  # d_c (the curvature off c*); KL never writes it, a label row one entry
     bad_f = bad_y = bad_w = 0
     for i in range(n):
         row = f[i]
@@ -232,7 +196,7 @@ def _rows(kind, f, y, labels, cw, weighted, gamma, eps, log_target, sw, has_sw, 
         so += ties - 1.0  # the ties with c* count e^0 = 1 each
         cs = _first_max(row, m)
         t = math.log(so) if so >= _TINY else _t_shifted(row, cs, m)
-        lse = m + math.log1p(so)
+        shift = m + math.log1p(so)  # lse
         inv = 1.0 / (1.0 + so)
         s_st = _log_sigmoid(-t)
         lu_st = _log_sigmoid(t)
@@ -246,16 +210,20 @@ def _rows(kind, f, y, labels, cw, weighted, gamma, eps, log_target, sw, has_sw, 
             yl = int(lab)
             a = cw[yl] if weighted else 1.0
             if yl == cs:
-                phi, dphi = _phi(kind, gamma, eps, s_st, p_st, u_st, lu_st, _psi(s_st))
+                psi = _psi(s_st)
+                phi, dphi = _phi(kind, gamma, eps, s_st, p_st, u_st, lu_st, psi)
+                curv = _curv(kind, gamma, eps, s_st, p_st, lu_st, psi) if want_h else 0.0
             else:
-                s = np.float64(row[yl]) - lse
+                s = np.float64(row[yl]) - shift
                 p = e[yl] * inv
                 lu = math.log1p(-p)
-                phi, dphi = _phi(kind, gamma, eps, s, p, 1.0 - p, lu, _psi(s))
+                psi = _psi(s)
+                phi, dphi = _phi(kind, gamma, eps, s, p, 1.0 - p, lu, psi)
+                curv = _curv(kind, gamma, eps, s, p, lu, psi) if want_h else 0.0
             v_out[i] = (a * phi) * wi
+            bb = a * dphi
             if want_g:
                 g = g_out[i]
-                bb = a * dphi
                 c0 = -bb * inv
                 for c in range(k):
                     g[c] = (c0 * e[c]) * wi
@@ -264,11 +232,20 @@ def _rows(kind, f, y, labels, cw, weighted, gamma, eps, log_target, sw, has_sw, 
                 else:
                     g[yl] = (bb - (e[yl] * inv) * bb) * wi
                     g[cs] = (u_st * bb - bb) * wi
+            if want_h:
+                if yl == cs:  # a_* e_* jhat jhat^T: the curvature sits at the arg-max
+                    _hess_diag_row(h_out[i], row, e, dd, inv, shift, cs, bb, 0.0, a * curv, p_st, u_st, lu_st, wi)
+                else:  # d_y = a e_y / u_y^2 at the label only
+                    u = 1.0 - e[yl] * inv
+                    dy = a * curv / (u * u)
+                    dd[yl] = dy
+                    _hess_diag_row(h_out[i], row, e, dd, inv, shift, cs, bb, dy, 0.0, p_st, u_st, lu_st, wi)
+                    dd[yl] = 0.0
             continue
         q = y[i]
-        const = 0.0
+        const = dsum = 0.0
         if kind == KL:
-            val, rest, qsum, const, badq = _kl_probs(row, q, b, lse, cs, log_target, ptol)
+            val, rest, qsum, const, badq = kl_probs(row, q, b, shift, cs, log_target, ptol)
             a_st = math.exp(np.float64(q[cs])) if log_target else np.float64(q[cs])
             if log_target:
                 badq += 1 if abs(math.log(qsum)) > ptol else 0
@@ -276,34 +253,38 @@ def _rows(kind, f, y, labels, cw, weighted, gamma, eps, log_target, sw, has_sw, 
                 badq += 1 if abs(qsum - 1.0) > ptol else 0
         else:
             if kind == FOCAL:
-                val, rest, qsum, badq = _focal_probs(row, q, e, b, inv, lse, cs, cw, weighted, gamma)
+                val, rest, dsum, qsum, badq = focal_probs(row, q, e, b, dd, inv, shift, cs, cw, weighted, gamma)
             else:
-                val, rest, qsum, badq = _poly1_probs(row, q, e, b, inv, lse, cs, eps)
+                val, rest, dsum, qsum, badq = poly1_probs(row, q, e, b, dd, inv, shift, cs, eps)
             a_st = np.float64(q[cs]) * (cw[cs] if weighted else 1.0)
             badq += 1 if abs(qsum - 1.0) > ptol else 0
         bad_y += badq
-        phi, dphi = _phi(kind, gamma, eps, s_st, p_st, u_st, lu_st, _psi(s_st))
+        psi = _psi(s_st)
+        phi, dphi = _phi(kind, gamma, eps, s_st, p_st, u_st, lu_st, psi)
         b_st = a_st * dphi
         val += a_st * phi if a_st != 0.0 else 0.0
         v_out[i] = (val + const) * wi
+        bsum = rest + b_st
         if want_g:
             g = g_out[i]
-            bsum = rest + b_st
             for c in range(k):
                 g[c] = (b[c] - (e[c] * inv) * bsum) * wi
             g[cs] = (u_st * bsum - rest) * wi
+        if want_h:
+            e_st = a_st * _curv(kind, gamma, eps, s_st, p_st, lu_st, psi) if a_st != 0.0 else 0.0
+            _hess_diag_row(h_out[i], row, e, dd, inv, shift, cs, bsum, dsum, e_st, p_st, u_st, lu_st, wi)
     counts[0] = bad_f
     counts[1] = bad_y
     counts[2] = bad_w
 
 
-def softmax_family_value_grad(
+def softmax_family_rows(
     kind: int, f: np.ndarray, y: np.ndarray, *, class_weight: np.ndarray | None = None, gamma: float = 0.0,
     epsilon: float = 0.0, log_target: bool = False, sample_weight: np.ndarray | None = None,
-    prob_tol: float = 1e-6, want_grad: bool = True,
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """(value (N,), grad (N, K) or None, counts) of loss ``kind`` (FOCAL, POLY1, KL) on
-    logits ``f`` (N, K) float32/float64.
+    prob_tol: float = 1e-6, want_grad: bool = True, want_hess_diag: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]:
+    """(value (N,), grad (N, K) or None, Hessian diagonal (N, K) or None, counts) of loss
+    ``kind`` (FOCAL, POLY1, KL) on logits ``f`` (N, K) float32/float64.
 
     ``y``: (N,) class labels (focal, poly1) or (N, K) target rows (probabilities, or
     log-probabilities for KL with ``log_target``), in f's dtype; ``class_weight``: focal's
@@ -313,7 +294,7 @@ def softmax_family_value_grad(
     """
     f = np.ascontiguousarray(f)
     if f.dtype not in (np.float32, np.float64) or f.ndim != 2:
-        raise TypeError("softmax_family_value_grad: f must be a 2-d float32 or float64 array")
+        raise TypeError("softmax_family_rows: f must be a 2-d float32 or float64 array")
     n, k = f.shape
     labels = y.ndim == 1
     yy = np.ascontiguousarray(y.reshape(n, 1) if labels else y, dtype=f.dtype)
@@ -321,23 +302,25 @@ def softmax_family_value_grad(
     sw = np.ones(1, f.dtype) if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=f.dtype)
     v = np.empty(n, f.dtype)
     g = np.empty((n, k) if want_grad else (n, 0), f.dtype)
+    h = np.empty((n, k) if want_hess_diag else (n, 0), f.dtype)
     nt = n_threads() if n * k >= (1 << 17) and n >= 2 else 1
     counts = np.zeros((nt, 3), np.int64)
     args = (cw, class_weight is not None, float(gamma), float(epsilon), bool(log_target))
 
     def run(i: int, lo: int, hi: int) -> None:
         _rows(kind, f[lo:hi], yy[lo:hi], labels, *args, sw if sample_weight is None else sw[lo:hi],
-              sample_weight is not None, float(prob_tol), want_grad, v[lo:hi], g[lo:hi], counts[i])
+              sample_weight is not None, float(prob_tol), want_grad, want_hess_diag, v[lo:hi], g[lo:hi],
+              h[lo:hi], counts[i])
 
     run_in_parts(n, nt, run)
-    return v, (g if want_grad else None), counts.sum(axis=0)
+    return v, (g if want_grad else None), (h if want_hess_diag else None), counts.sum(axis=0)
 
 
 # ---------------------------------------------------------------- dispatch
 
 
 def _supports(loss: Any, ops: tuple[str, ...]) -> bool:
-    return bool(ops) and set(ops) <= {"value", "grad"}
+    return bool(ops) and set(ops) <= {"value", "grad", "hess_diag"}
 
 
 def _params(kind: int, loss: Any, dt: type) -> dict:
@@ -370,13 +353,13 @@ def _evaluate(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_
     if w is not None and w.ndim == 0:
         w = np.broadcast_to(w, (n,))
     kind = _KIND[type(loss)]
-    v, g, counts = softmax_family_value_grad(kind, f, y, sample_weight=w, want_grad="grad" in ops,
-                                             prob_tol=0.5 * prob_tolerance(np, f.dtype),
-                                             **_params(kind, loss, f.dtype.type))
+    v, g, h, counts = softmax_family_rows(kind, f, y, sample_weight=w, want_grad="grad" in ops,
+                                          want_hess_diag="hess_diag" in ops,
+                                          prob_tol=0.5 * prob_tolerance(np, f.dtype), **_params(kind, loss, f.dtype.type))
     if not get_config().assume_valid and counts.any():
         loss._prepare(y_true, y_pred, sample_weight)  # raises the reference's own error
         return None  # the reference accepted what the kernel flagged: let it compute
-    return tuple(v if op == "value" else g for op in ops)
+    return tuple(v if op == "value" else g if op == "grad" else h for op in ops)
 
 
 def _kernels() -> tuple[dict[type, int], dict[type, tuple[Callable, Callable]]]:

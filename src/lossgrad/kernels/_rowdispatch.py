@@ -5,10 +5,13 @@
 elements (N K) while ``use_kernels`` is on, and runs the reference when it returns None.
 Served: :class:`lossgrad.CrossEntropy` with ``from_logits=True`` (every other option:
 class weights, ``ignore_index``, label smoothing, z-loss, labels or probability rows,
-``sample_weight``), for the ops value, grad, hess_diag and their combinations; the other row losses
-through the tables ``KERNELS`` of :mod:`._row_softmax` and :mod:`._row_margin` (class
--> (supports(loss, ops), evaluate(loss, ops, y_true, y_pred, sample_weight))).  The full
-Hessian and its products use the reference, as does the diagonal of the other row losses.
+``sample_weight``), for the ops value, grad, hess_diag and their combinations; the other
+row losses through the tables ``KERNELS`` of :mod:`._row_softmax`, :mod:`._row_margin`
+and :mod:`._row_multilabel` (class -> (supports(loss, ops), evaluate(loss, ops, y_true,
+y_pred, sample_weight))): value and grad of every one, hess_diag of focal, poly1,
+kl_divergence and multilabel.  The full Hessian and its products use the reference, as
+does the diagonal of the hinges (zero where defined) and of sparsemax_loss (its support
+indicator, where a score at the threshold would have to round as the reference's does).
 
 Validation costs no extra pass over the logits: the kernel counts non-finite logits and
 invalid targets in its pass, and only when a count is non-zero are the reference checks
@@ -38,11 +41,12 @@ _TABLE: dict[type, tuple[Callable, Callable]] = {}
 def _table() -> dict[type, tuple[Callable, Callable]]:
     if not _TABLE:
         from ..losses.multiclass import CrossEntropy
-        from . import _row_margin, _row_softmax
+        from . import _row_margin, _row_multilabel, _row_softmax
 
         _TABLE[CrossEntropy] = (_cross_entropy_supports, _cross_entropy)
         _TABLE.update(_row_softmax.KERNELS)
         _TABLE.update(_row_margin.KERNELS)
+        _TABLE.update(_row_multilabel.KERNELS)
     return _TABLE
 
 
