@@ -362,10 +362,16 @@ def test_assume_valid_invalid_labels_act_as_the_reference_zero_row():
 
 
 @pytest.mark.parametrize("dt", [np.float64, np.float32])
-def test_threaded_path_and_inputs_untouched(monkeypatch, dt):
+@pytest.mark.parametrize("path", ["threading layer", "python threads"])
+def test_threaded_path_and_inputs_untouched(monkeypatch, dt, path):
+    """3 uneven blocks of rows, in Numba's threading layer or (where it is not safe) in
+    Python threads: the same numbers, a NaN in the last block seen."""
     calls = []
-    real = _row_margin.n_threads
-    monkeypatch.setattr(_row_margin, "n_threads", lambda: calls.append(1) or max(3, real()))  # 3 uneven blocks
+    if path == "threading layer":
+        monkeypatch.setattr(_row_margin, "layer_threads", lambda: calls.append(1) or 3)
+    else:
+        monkeypatch.setattr(_row_margin, "layer_threads", lambda: 0)
+        monkeypatch.setattr(_row_margin, "n_threads", lambda: calls.append(1) or 3)
     n, k = 2053, 64  # N K >= 2^17
     for loss in (lossgrad.MulticlassHinge(), lossgrad.MulticlassHinge(kind="crammer_singer"), lossgrad.CategoricalHinge(),
                  lossgrad.Multilabel(), lossgrad.SparsemaxLoss()):

@@ -266,9 +266,16 @@ def test_assume_valid_skips_the_checks():
 
 
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
-def test_threaded_path_and_inputs_not_mutated(dt, kernel_calls):
+@pytest.mark.parametrize("path", ["threading layer", "python threads"])
+def test_threaded_path_and_inputs_not_mutated(dt, path, kernel_calls, monkeypatch):
     n, k = 2100, 64  # 134400 >= 2^17 elements: rows split over the threads
     assert n * k >= 1 << 17
+    parts = []
+    if path == "threading layer":  # 3 uneven blocks over Numba's threads
+        monkeypatch.setattr(RS, "layer_threads", lambda: parts.append(3) or 3)
+    else:  # where the layer is not safe: Python threads
+        monkeypatch.setattr(RS, "layer_threads", lambda: 0)
+        monkeypatch.setattr(RS, "n_threads", lambda: parts.append(2) or 2)
     f = _logits(dt, n, k)
     f = np.asfortranarray(f)  # not C-contiguous: the kernel copies
     y = RNG.integers(0, k, n)
@@ -290,6 +297,7 @@ def test_threaded_path_and_inputs_not_mutated(dt, kernel_calls):
     f[n - 3, 5] = f0[n - 3, 5]
     np.testing.assert_array_equal(f, f0)
     np.testing.assert_array_equal(q, q0)
+    assert parts
     np.testing.assert_array_equal(w, w0)
 
 

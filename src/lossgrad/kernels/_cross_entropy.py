@@ -13,7 +13,8 @@ S = sum_c a_c:
 for the max, one for the sum of exponentials (which are stored in the gradient row),
 one rescaling of that row in place; the row (K <= a few thousand) stays in cache, so
 memory sees one read of f and one write of the gradient.  exp is the vectorised one
-of :mod:`._fastmath`.  Rows run in parallel in threads (``nogil``).
+of :mod:`._fastmath`.  Blocks of rows run in Numba's threading layer from 2^14 elements
+(Python threads from 2^17 where that layer is not safe; see :mod:`._driver`).
 
 The diagonal of the Hessian (what gradient boosting takes per class) costs one more
 write of an (N, K) array in the same pass.
@@ -35,11 +36,12 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from . import _cross_entropy_narrow as _narrow
 from . import _fastmath as fm
-from ._driver import n_threads, not_probability, run_in_parts
+from ._driver import (_PARALLEL_MIN, _SPLIT_MIN, layer_threads, n_threads, not_probability, parallel_copy,
+                      run_in_parts)
 
 __all__ = ["cross_entropy_value_grad"]
 
@@ -156,6 +158,26 @@ def _rows(f, y, labels, cw, weighted, eps, ignore, z, sw, has_sw, ptol, v_out, g
     counts[1] = bad_y
 
 
+def _parallel_template(f, y, labels, cw, weighted, eps, ignore, z, sw, has_sw, ptol, v_out, g_out, h_out, want_h,
+                       counts):
+    """The row kernel ``_kernel`` over counts.shape[0] blocks of rows, one per thread of
+    Numba's threading layer (see :mod:`._driver`)."""
+    n = f.shape[0]
+    k = counts.shape[0]
+    for i in prange(k):
+        lo = n * i // k
+        hi = n * (i + 1) // k
+        _kernel(f[lo:hi], y[lo:hi], labels, cw, weighted, eps, ignore, z, sw[lo:hi] if has_sw else sw, has_sw, ptol,
+                v_out[lo:hi], g_out[lo:hi], h_out[lo:hi] if want_h else h_out, want_h, counts[i])
+
+
+def _kernel(*args):  # pragma: no cover - bound per parallel wrapper: _rows or the narrow rows
+    raise NotImplementedError
+
+
+_PARALLEL: dict[Any, Any] = {}
+
+
 @functools.lru_cache(maxsize=64)
 def _ones(k: int, dtype: Any = np.float64) -> np.ndarray:
     """A shared array of ones (absent class or sample weights); the kernels only read it."""
@@ -191,11 +213,17 @@ def cross_entropy_value_grad(
     h = np.empty((n, k), f.dtype) if hess_diag else _ones(1, f.dtype).reshape(1, 1)
     rows = _narrow.rows_narrow if k <= _narrow.NARROW_MAX_CLASSES else _rows
     args = (cw, class_weight is not None, float(label_smoothing), ign, float(z_loss))
-    if n * k < (1 << 17) or n < 2:  # one thread, whole arrays: the closure's slicing below costs 0.6 us a call
+    threads = layer_threads() if n * k >= _SPLIT_MIN and n >= 2 else 0
+    if threads > 1:  # Numba's threading layer: a hand-off of 1-2 us
+        counts = np.zeros((min(threads, n), 2), np.int64)
+        parallel_copy(_parallel_template, rows, _PARALLEL)(f, yy, labels, *args, sw, sample_weight is not None,
+                                                           float(prob_tol), v, g, h, hess_diag, counts)
+        return v, g, h if hess_diag else None, counts.sum(axis=0)
+    if n * k < _PARALLEL_MIN or n < 2 or threads == 1:  # one thread, whole arrays (no closure: 0.6 us a call)
         counts = np.zeros(2, np.int64)
         rows(f, yy, labels, *args, sw, sample_weight is not None, float(prob_tol), v, g, h, hess_diag, counts)
         return v, g, h if hess_diag else None, counts
-    nt = n_threads()
+    nt = n_threads()  # Python threads (~60 us a hand-off) where the threading layer is not safe
     counts = np.zeros((nt, 2), np.int64)
 
     def run(i: int, lo: int, hi: int) -> None:

@@ -32,8 +32,8 @@ the margin arithmetic (m + f_j) - f_y.
 Every option is served (WW/CS, any margin, labels and probability rows of
 categorical_hinge), for the ops value, grad and value+grad, float32 and float64, with
 or without ``sample_weight``; the Hessian (zero where it exists) and its products use
-the reference.  Rows are split over the cores (``nogil`` threads) when
-N K >= 2^17; an op not asked for writes no (N, K) array (value alone: a scratch row).
+the reference.  Blocks of rows run over the cores from N K >= 2^14 (see :func:`launch`);
+an op not asked for writes no (N, K) array (value alone: a scratch row).
 Validation is counted in the pass: non-finite scores, invalid targets (non-integral or
 out-of-range labels, entries outside [0, 1], rows summing off 1 by more than half the
 reference tolerance) and non-finite or negative weights; only when a count is non-zero
@@ -55,12 +55,12 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .. import _validation as V
 from .._config import get_config
 from . import _fastmath as fm
-from ._driver import n_threads, not_probability, run_in_parts
+from ._driver import _PARALLEL_MIN, _SPLIT_MIN, layer_threads, n_threads, not_probability, parallel_copy, run_in_parts
 
 __all__ = ["KERNELS", "row_inputs", "launch", "finish"]
 
@@ -297,12 +297,47 @@ def row_inputs(loss: Any, y_true: Any, y_pred: Any, sample_weight: Any,
     return np.ascontiguousarray(f), y, labels, w
 
 
+def _kernel(*args):  # pragma: no cover - bound per parallel wrapper: the serial row kernel
+    raise NotImplementedError
+
+
+def _parallel_template(f, y, args, sw, has_sw, v, g, want_g, counts):
+    """``_kernel`` over counts.shape[0] blocks of rows, one per thread of Numba's layer."""
+    n = f.shape[0]
+    k = counts.shape[0]
+    for i in prange(k):
+        lo = n * i // k
+        hi = n * (i + 1) // k
+        swi = sw[lo:hi] if has_sw else sw  # (Numba: no conditional expressions in a call with *args)
+        gi = g[lo:hi] if want_g else g
+        _kernel(f[lo:hi], y[lo:hi], *args, swi, has_sw, v[lo:hi], gi, want_g, counts[i])
+
+
+def _parallel_template_h(f, y, args, sw, has_sw, v, g, h, want_g, want_h, counts):
+    """:func:`_parallel_template` for a kernel that also writes the Hessian diagonal."""
+    n = f.shape[0]
+    k = counts.shape[0]
+    for i in prange(k):
+        lo = n * i // k
+        hi = n * (i + 1) // k
+        swi = sw[lo:hi] if has_sw else sw
+        gi = g[lo:hi] if want_g else g
+        hh = h[lo:hi] if want_h else h
+        _kernel(f[lo:hi], y[lo:hi], *args, swi, has_sw, v[lo:hi], gi, hh, want_g, want_h, counts[i])
+
+
+_PARALLEL: dict[Any, Any] = {}
+_PARALLEL_H: dict[Any, Any] = {}
+
+
 def launch(kernel: Callable, f: np.ndarray, y: np.ndarray, args: tuple, w: np.ndarray | None,
            want_g: bool, want_h: bool | None = None) -> tuple:
-    """Run ``kernel(f, y, *args, sw, has_sw, v, g, want_g, counts)`` over row blocks, one
-    thread per block when N K >= 2^17; a kernel that also writes the Hessian diagonal
-    (``want_h`` not None) is called as ``kernel(f, y, *args, sw, has_sw, v, g, h, want_g,
-    want_h, counts)``.  Returns (value (N,), grad (N, K) or a dummy, Hessian diagonal
+    """Run ``kernel(f, y, *args, sw, has_sw, v, g, want_g, counts)`` over blocks of rows; a
+    kernel that also writes the Hessian diagonal (``want_h`` not None) is called as
+    ``kernel(f, y, *args, sw, has_sw, v, g, h, want_g, want_h, counts)``.  The blocks run
+    in Numba's threading layer from N K >= 2^14 elements (a parallel wrapper per kernel,
+    see :mod:`._driver`), in Python threads from 2^17 where that layer is not safe, else
+    in the calling thread.  Returns (value (N,), grad (N, K) or a dummy, Hessian diagonal
     (N, K) or None, counts summed over the blocks: [non-finite f, invalid targets,
     invalid weights])."""
     n, k = f.shape
@@ -310,7 +345,16 @@ def launch(kernel: Callable, f: np.ndarray, y: np.ndarray, args: tuple, w: np.nd
     g = np.empty((n, k) if want_g else (1, k), f.dtype)
     h = np.empty((n, k) if want_h else (1, k), f.dtype)
     sw = np.ones(1, f.dtype) if w is None else w
-    nt = min(n_threads(), n) if n * k >= (1 << 17) else 1
+    threads = layer_threads() if n * k >= _SPLIT_MIN and n >= 2 else 0
+    if threads > 1:
+        counts = np.zeros((min(threads, n), 3), np.int64)
+        if want_h is None:
+            parallel_copy(_parallel_template, kernel, _PARALLEL)(f, y, args, sw, w is not None, v, g, want_g, counts)
+        else:
+            parallel_copy(_parallel_template_h, kernel, _PARALLEL_H)(f, y, args, sw, w is not None, v, g, h, want_g,
+                                                                     want_h, counts)
+        return v, g, (h if want_h else None), counts.sum(axis=0)
+    nt = min(n_threads(), n) if n * k >= _PARALLEL_MIN and threads == 0 else 1
     counts = np.zeros((nt, 3), np.int64)
 
     def run(t: int, lo: int, hi: int) -> None:

@@ -44,8 +44,9 @@ target needs phi at one class only: O(1) transcendental work besides the exponen
 In the loops over classes exp, log(1 - p) = -log1p01(p / u) (p / u in [0, 1]) and the
 log of q log q are the vectorised ones of :mod:`._fastmath`; the rest is per row.
 float32 is computed in float64 with the loss's parameters (alpha, gamma, epsilon)
-rounded to float32 first, as the reference's arithmetic rounds them.  Rows run in
-threads (``nogil``) above 2^17 elements.
+rounded to float32 first, as the reference's arithmetic rounds them.  Blocks of rows
+run in Numba's threading layer from 2^14 elements (Python threads from 2^17 where that
+layer is not safe; see :mod:`._driver`).
 
 Served: every option of the three (labels or probability rows; alpha, gamma;
 epsilon; ``log_target``), ``sample_weight``, the ops value, grad, hess_diag and their
@@ -69,14 +70,14 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .. import _validation as V
 from .._config import get_config
 from .._row import prob_tolerance
 from . import _fastmath as fm
 from ._cross_entropy import _row_max
-from ._driver import n_threads, run_in_parts
+from ._driver import _PARALLEL_MIN, _SPLIT_MIN, layer_threads, n_threads, parallel_copy, run_in_parts
 from ._row_softmax_probs import focal_probs, kl_probs, poly1_probs
 
 __all__ = ["KERNELS", "softmax_family_rows", "FOCAL", "POLY1", "KL"]
@@ -278,6 +279,26 @@ def _rows(kind, f, y, labels, cw, weighted, gamma, eps, log_target, sw, has_sw, 
     counts[2] = bad_w
 
 
+def _kernel(*args):  # pragma: no cover - bound per parallel wrapper: _rows
+    raise NotImplementedError
+
+
+def _parallel_template(kind, f, y, labels, cw, weighted, gamma, eps, log_target, sw, has_sw, ptol, want_g, want_h,
+                       v_out, g_out, h_out, counts):
+    """``_kernel`` (:func:`_rows`) over counts.shape[0] blocks of rows, one per thread of
+    Numba's threading layer (see :mod:`._driver`)."""
+    n = f.shape[0]
+    k = counts.shape[0]
+    for i in prange(k):
+        lo = n * i // k
+        hi = n * (i + 1) // k
+        _kernel(kind, f[lo:hi], y[lo:hi], labels, cw, weighted, gamma, eps, log_target, sw[lo:hi] if has_sw else sw,
+                has_sw, ptol, want_g, want_h, v_out[lo:hi], g_out[lo:hi], h_out[lo:hi], counts[i])
+
+
+_PARALLEL: dict[Any, Any] = {}
+
+
 def softmax_family_rows(
     kind: int, f: np.ndarray, y: np.ndarray, *, class_weight: np.ndarray | None = None, gamma: float = 0.0,
     epsilon: float = 0.0, log_target: bool = False, sample_weight: np.ndarray | None = None,
@@ -303,9 +324,16 @@ def softmax_family_rows(
     v = np.empty(n, f.dtype)
     g = np.empty((n, k) if want_grad else (n, 0), f.dtype)
     h = np.empty((n, k) if want_hess_diag else (n, 0), f.dtype)
-    nt = n_threads() if n * k >= (1 << 17) and n >= 2 else 1
-    counts = np.zeros((nt, 3), np.int64)
     args = (cw, class_weight is not None, float(gamma), float(epsilon), bool(log_target))
+    threads = layer_threads() if n * k >= _SPLIT_MIN and n >= 2 else 0
+    if threads > 1:  # Numba's threading layer: blocks of rows, a hand-off of 1-2 us
+        counts = np.zeros((min(threads, n), 3), np.int64)
+        parallel_copy(_parallel_template, _rows, _PARALLEL)(
+            kind, f, yy, labels, *args, sw, sample_weight is not None, float(prob_tol), want_grad, want_hess_diag,
+            v, g, h, counts)
+        return v, (g if want_grad else None), (h if want_hess_diag else None), counts.sum(axis=0)
+    nt = n_threads() if n * k >= _PARALLEL_MIN and n >= 2 and threads == 0 else 1
+    counts = np.zeros((nt, 3), np.int64)
 
     def run(i: int, lo: int, hi: int) -> None:
         _rows(kind, f[lo:hi], yy[lo:hi], labels, *args, sw if sample_weight is None else sw[lo:hi],

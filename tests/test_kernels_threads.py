@@ -1,0 +1,149 @@
+"""How the pointwise kernels split an array over threads (lossgrad.kernels._driver).
+
+From 2^14 elements the parts run in Numba's threading layer (a parallel wrapper around
+the serial driver); where that layer is not safe (``workqueue``, a forked child) they
+run in Python threads from 2^17.  Every path gives the serial result bit for bit (each
+element is computed alone), sees a bad value in any part, and a forked child computes
+without aborting.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+
+import numba
+import numpy as np
+import pytest
+
+import lossgrad
+from lossgrad.kernels import _driver
+
+N_MID, N_BIG = (1 << 14) + 777, (1 << 17) + 5
+
+
+def _inputs(name, n, seed=0):
+    rng = np.random.default_rng(seed)
+    f = rng.normal(0, 2, n)
+    if name == "logistic":
+        y = rng.choice([-1.0, 1.0], n)
+    elif name == "tweedie":
+        y = rng.uniform(0, 3, n)
+        f[-700::7] = 400.0  # overflowing lanes in the last part: the exact fallback of the fast path
+    else:
+        y = rng.normal(0, 2, n)
+    return y, f, rng.uniform(0, 2, n)
+
+
+def _loss(name):
+    return lossgrad.get("tweedie", power=1.5) if name == "tweedie" else lossgrad.get(name)
+
+
+def _serial(loss, y, f, w, monkeypatch):
+    with monkeypatch.context() as m:
+        m.setattr(_driver, "_SPLIT_MIN", 1 << 40)
+        m.setattr(_driver, "_PARALLEL_MIN", 1 << 40)
+        with lossgrad.config_context(kernel_threshold=0):
+            return loss.value_grad_hess(y, f, sample_weight=w)
+
+
+@pytest.fixture
+def wrapper_calls(monkeypatch):
+    calls = []
+    real = _driver.parallel_kernel
+    monkeypatch.setattr(_driver, "parallel_kernel", lambda chunk: calls.append(chunk) or real(chunk))
+    return calls
+
+
+@pytest.mark.parametrize("name", ["huber", "logistic", "tweedie"])
+@pytest.mark.parametrize("n", [N_MID, N_BIG])
+def test_threading_layer_parts_equal_the_serial_driver(name, n, monkeypatch, wrapper_calls):
+    threads = _driver.layer_threads()  # 2 on the 2-core CI machine with Numba's omp layer
+    loss = _loss(name)
+    y, f, w = _inputs(name, n)
+    ref = _serial(loss, y, f, w, monkeypatch)
+    with lossgrad.config_context(kernel_threshold=0):
+        out = loss.value_grad_hess(y, f, sample_weight=w)
+        g, h = np.empty(n), np.empty(n)
+        loss.grad_hess(y, f, sample_weight=w, out=(g, h))
+    assert len(wrapper_calls) == (2 if threads > 1 else 0)
+    for r, o in zip(ref, out):
+        np.testing.assert_array_equal(o, r)
+    np.testing.assert_array_equal(g, ref[1])
+    np.testing.assert_array_equal(h, ref[2])
+
+
+def test_a_bad_value_in_the_last_part_is_seen(wrapper_calls):
+    loss = lossgrad.get("huber")
+    y, f, w = _inputs("huber", N_MID)
+    f[-1] = np.nan
+    with lossgrad.config_context(kernel_threshold=0), pytest.raises(ValueError, match="y_pred contains 1 NaN"):
+        loss.grad(y, f)
+    w[-2] = -1.0
+    f[-1] = 0.0
+    with lossgrad.config_context(kernel_threshold=0), pytest.raises(ValueError, match="sample_weight"):
+        loss.grad(y, f, sample_weight=w)
+    assert len(wrapper_calls) == (2 if _driver.layer_threads() > 1 else 0)
+
+
+def test_workqueue_layer_falls_back_to_python_threads(monkeypatch, wrapper_calls):
+    """Numba's workqueue layer aborts on launches from two threads at once: not used."""
+    monkeypatch.setattr(_driver, "_LAYER_OK", None)
+    monkeypatch.setattr(numba, "threading_layer", lambda: "workqueue")
+    assert _driver.layer_threads() == 0
+    loss = lossgrad.get("logistic")
+    y, f, w = _inputs("logistic", N_BIG)
+    ref = _serial(loss, y, f, w, monkeypatch)
+    split = []
+    real = _driver.run_in_parts
+    monkeypatch.setattr(_driver, "run_in_parts", lambda n, k, run, align=1: split.append(k) or real(n, k, run, align))
+    with lossgrad.config_context(kernel_threshold=0):
+        out = loss.value_grad_hess(y, f, sample_weight=w)
+        loss.value(y[:N_MID], f[:N_MID])  # under 2^17: one thread
+    assert wrapper_calls == [] and split == [_driver.n_threads()]
+    for r, o in zip(ref, out):
+        np.testing.assert_array_equal(o, r)
+
+
+def test_one_numba_thread_runs_the_serial_driver(wrapper_calls):
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        with lossgrad.config_context(kernel_threshold=0):
+            lossgrad.get("huber").value(*_inputs("huber", N_MID)[:2])
+    finally:
+        numba.set_num_threads(before)
+    assert wrapper_calls == []
+
+
+def _child(conn, y, f):
+    with lossgrad.config_context(kernel_threshold=0):
+        conn.send((_driver.layer_threads(), lossgrad.get("logistic").value_grad(y, f)))
+    conn.close()
+
+
+def test_a_forked_child_computes_without_the_threading_layer(monkeypatch):
+    """GNU OpenMP aborts a forked child that opens a parallel region after the parent
+    did ("fork() called from a process already using GNU OpenMP"): the child uses
+    Python threads instead, and gets the same numbers.  Its thread pool is its own: the
+    parent's pool object, copied by the fork, counts idle workers the child does not
+    have, and a task submitted to it waited forever (a hang before session 8)."""
+    y, f, _ = _inputs("logistic", N_BIG)
+    with lossgrad.config_context(kernel_threshold=0):
+        ref = lossgrad.get("logistic").value_grad(y, f)  # the parent launches the layer
+        with monkeypatch.context() as m:  # ... and its Python thread pool
+            m.setattr(_driver, "layer_threads", lambda: 0)
+            lossgrad.get("logistic").value(y, f)
+    assert _driver._POOL is not None
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_child, args=(child, y, f))
+    proc.start()
+    got = parent.recv() if parent.poll(60) else None
+    proc.join(10)
+    if proc.is_alive():
+        proc.kill()
+    assert proc.exitcode == 0 and got is not None
+    threads, out = got
+    assert threads == 0
+    for r, o in zip(ref, out):
+        np.testing.assert_array_equal(o, r)
