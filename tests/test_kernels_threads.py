@@ -41,7 +41,7 @@ def _loss(name):
 def _serial(loss, y, f, w, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(_driver, "_SPLIT_MIN", 1 << 40)
-        m.setattr(_driver, "_PARALLEL_MIN", 1 << 40)
+        m.setattr(_driver, "_THREAD_SPLIT_MIN", 1 << 40)
         with lossgrad.config_context(kernel_threshold=0):
             return loss.value_grad_hess(y, f, sample_weight=w)
 

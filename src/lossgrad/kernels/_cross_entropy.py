@@ -40,7 +40,7 @@ from numba import njit, prange
 
 from . import _cross_entropy_narrow as _narrow
 from . import _fastmath as fm
-from ._driver import (_PARALLEL_MIN, _SPLIT_MIN, layer_threads, n_threads, not_probability, parallel_copy,
+from ._driver import (_SPLIT_MIN, _THREAD_SPLIT_MIN, layer_threads, n_threads, not_probability, parallel_copy,
                       run_in_parts)
 
 __all__ = ["cross_entropy_value_grad"]
@@ -219,7 +219,7 @@ def cross_entropy_value_grad(
         parallel_copy(_parallel_template, rows, _PARALLEL)(f, yy, labels, *args, sw, sample_weight is not None,
                                                            float(prob_tol), v, g, h, hess_diag, counts)
         return v, g, h if hess_diag else None, counts.sum(axis=0)
-    if n * k < _PARALLEL_MIN or n < 2 or threads == 1:  # one thread, whole arrays (no closure: 0.6 us a call)
+    if n * k < _THREAD_SPLIT_MIN or n < 2 or threads == 1:  # one thread, whole arrays (no closure: 0.6 us a call)
         counts = np.zeros(2, np.int64)
         rows(f, yy, labels, *args, sw, sample_weight is not None, float(prob_tol), v, g, h, hess_diag, counts)
         return v, g, h if hess_diag else None, counts

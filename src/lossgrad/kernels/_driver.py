@@ -36,7 +36,7 @@ Design (measured, see docs/benchmarks.md):
   ``ThreadPoolExecutor``) costs ~60 us on the 2-core VM (the wake-up of a sleeping
   thread), so that path, kept where the layer is not safe to use (Numba's
   ``workqueue`` layer, which aborts on concurrent launches from two threads, and a
-  forked child, where GNU OpenMP aborts), starts at ``_PARALLEL_MIN`` (2^17).  Measured
+  forked child, where GNU OpenMP aborts), starts at ``_THREAD_SPLIT_MIN`` (2^17).  Measured
   value+grad into ``out=`` buffers, float64, microseconds (serial / OpenMP parts /
   Python threads): squared error 2^14 7.0 / 5.6 / 79, 2^17 56 / 31 / 100; logistic
   2^14 35 / 23 / 85, 2^17 263 / 140 / 201.  The parfor is only a dispatcher: the
@@ -72,7 +72,7 @@ __all__ = ["run_pointwise", "run_in_parts", "not_probability", "code_of", "kerne
 _B = 512  # block length: scratch buffers of 3 x 512 x 8 bytes stay in L1
 N_COUNTS = 3  # flagged elements (non-finite y/f/w, w < 0, y or f outside the domain), y == -1, y == 0
 _SPLIT_MIN = 1 << 14  # from here, one part per thread of Numba's threading layer
-_PARALLEL_MIN = 1 << 17  # from here, one part per Python thread where that layer is not safe
+_THREAD_SPLIT_MIN = 1 << 17  # from here, one part per Python thread where that layer is not safe
 
 
 def _no(x):
@@ -313,10 +313,10 @@ os.register_at_fork(after_in_child=_forked)
 
 def layer_threads() -> int:
     """Threads of Numba's threading layer this call may use (its setting, at most the cores
-    of the process's affinity), or 0 where the layer is not
-    safe here: ``workqueue`` (not thread-safe), or a forked child (GNU OpenMP aborts a
-    forked child that launches a parallel region when the parent had used it; the
-    conservative rule: no child of a fork uses it)."""
+    of the process's affinity), or 0 where the layer is not safe here: ``workqueue`` (it
+    aborts on launches from two threads at once), or a forked child (GNU OpenMP aborts a
+    forked child that opens a parallel region after its parent did; the conservative
+    rule: no child of a fork uses the layer)."""
     global _LAYER_OK
     if _FORKED:
         return 0
@@ -393,7 +393,7 @@ def run_pointwise(
         parallel_kernel(chunk)(y, f, dummy if w is None else w, params, ov, og, oh, want_v, want_g, want_h,
                                w is not None, parts)
         counts = parts.sum(axis=0)
-    elif n < _PARALLEL_MIN or k == 1:  # small, or the user set Numba's threads to one
+    elif n < _THREAD_SPLIT_MIN or k == 1:  # small, or the user set Numba's threads to one
         counts = np.zeros(N_COUNTS, np.int64)
         chunk(y, f, dummy if w is None else w, params, ov, og, oh, want_v, want_g, want_h, w is not None, counts)
     else:

@@ -60,7 +60,8 @@ from numba import njit, prange
 from .. import _validation as V
 from .._config import get_config
 from . import _fastmath as fm
-from ._driver import _PARALLEL_MIN, _SPLIT_MIN, layer_threads, n_threads, not_probability, parallel_copy, run_in_parts
+from ._driver import (_SPLIT_MIN, _THREAD_SPLIT_MIN, layer_threads, n_threads, not_probability, parallel_copy,
+                      run_in_parts)
 
 __all__ = ["KERNELS", "row_inputs", "launch", "finish"]
 
@@ -354,7 +355,7 @@ def launch(kernel: Callable, f: np.ndarray, y: np.ndarray, args: tuple, w: np.nd
             parallel_copy(_parallel_template_h, kernel, _PARALLEL_H)(f, y, args, sw, w is not None, v, g, h, want_g,
                                                                      want_h, counts)
         return v, g, (h if want_h else None), counts.sum(axis=0)
-    nt = min(n_threads(), n) if n * k >= _PARALLEL_MIN and threads == 0 else 1
+    nt = min(n_threads(), n) if n * k >= _THREAD_SPLIT_MIN and threads == 0 else 1
     counts = np.zeros((nt, 3), np.int64)
 
     def run(t: int, lo: int, hi: int) -> None:

@@ -77,7 +77,7 @@ from .._config import get_config
 from .._row import prob_tolerance
 from . import _fastmath as fm
 from ._cross_entropy import _row_max
-from ._driver import _PARALLEL_MIN, _SPLIT_MIN, layer_threads, n_threads, parallel_copy, run_in_parts
+from ._driver import _SPLIT_MIN, _THREAD_SPLIT_MIN, layer_threads, n_threads, parallel_copy, run_in_parts
 from ._row_softmax_probs import focal_probs, kl_probs, poly1_probs
 
 __all__ = ["KERNELS", "softmax_family_rows", "FOCAL", "POLY1", "KL"]
@@ -332,7 +332,7 @@ def softmax_family_rows(
             kind, f, yy, labels, *args, sw, sample_weight is not None, float(prob_tol), want_grad, want_hess_diag,
             v, g, h, counts)
         return v, (g if want_grad else None), (h if want_hess_diag else None), counts.sum(axis=0)
-    nt = n_threads() if n * k >= _PARALLEL_MIN and n >= 2 and threads == 0 else 1
+    nt = n_threads() if n * k >= _THREAD_SPLIT_MIN and n >= 2 and threads == 0 else 1
     counts = np.zeros((nt, 3), np.int64)
 
     def run(i: int, lo: int, hi: int) -> None:
@@ -382,8 +382,8 @@ def _evaluate(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_
         w = np.broadcast_to(w, (n,))
     kind = _KIND[type(loss)]
     v, g, h, counts = softmax_family_rows(kind, f, y, sample_weight=w, want_grad="grad" in ops,
-                                          want_hess_diag="hess_diag" in ops,
-                                          prob_tol=0.5 * prob_tolerance(np, f.dtype), **_params(kind, loss, f.dtype.type))
+                                          want_hess_diag="hess_diag" in ops, prob_tol=0.5 * prob_tolerance(np, f.dtype),
+                                          **_params(kind, loss, f.dtype.type))
     if not get_config().assume_valid and counts.any():
         loss._prepare(y_true, y_pred, sample_weight)  # raises the reference's own error
         return None  # the reference accepted what the kernel flagged: let it compute
