@@ -41,7 +41,7 @@ from numba import njit, prange
 from . import _cross_entropy_narrow as _narrow
 from . import _fastmath as fm
 from ._driver import (_SPLIT_MIN, _THREAD_SPLIT_MIN, layer_threads, n_threads, not_probability, parallel_copy,
-                      run_in_parts)
+                      part_bounds, run_in_parts)
 
 __all__ = ["cross_entropy_value_grad"]
 
@@ -162,11 +162,9 @@ def _parallel_template(f, y, labels, cw, weighted, eps, ignore, z, sw, has_sw, p
                        counts):
     """The row kernel ``_kernel`` over counts.shape[0] blocks of rows, one per thread of
     Numba's threading layer (see :mod:`._driver`)."""
-    n = f.shape[0]
     k = counts.shape[0]
     for i in prange(k):
-        lo = n * i // k
-        hi = n * (i + 1) // k
+        lo, hi = part_bounds(f.shape[0], i, k, 1)
         _kernel(f[lo:hi], y[lo:hi], labels, cw, weighted, eps, ignore, z, sw[lo:hi] if has_sw else sw, has_sw, ptol,
                 v_out[lo:hi], g_out[lo:hi], h_out[lo:hi] if want_h else h_out, want_h, counts[i])
 

@@ -67,7 +67,7 @@ from . import _fastmath as fm
 from ._table import F_ANY, F_UNIT, FAST, FUNCTIONS, NATIVE, Y_ANY, Y_MARGIN, Y_NONNEG, Y_POS, Y_UNIT
 
 __all__ = ["run_pointwise", "run_in_parts", "not_probability", "code_of", "kernel", "N_COUNTS", "n_threads",
-           "layer_threads", "parallel_copy", "parallel_kernel"]
+           "layer_threads", "parallel_copy", "parallel_kernel", "part_bounds"]
 
 _B = 512  # block length: scratch buffers of 3 x 512 x 8 bytes stay in L1
 N_COUNTS = 3  # flagged elements (non-finite y/f/w, w < 0, y or f outside the domain), y == -1, y == 0
@@ -256,14 +256,21 @@ def _build(code: int) -> Any:
     return _bound(_chunk_template, g, name, cache=True, nogil=True, error_model="numpy")
 
 
+@njit(inline="always", cache=True)
+def part_bounds(n, i, k, align):
+    """[lo, hi) of part i of k of range(n), the inner edges multiples of ``align`` (the
+    parts of :func:`run_in_parts`)."""
+    lo = (n * i // k) // align * align
+    hi = n if i == k - 1 else (n * (i + 1) // k) // align * align
+    return lo, hi
+
+
 def _parallel_template(y, f, w, p, out_v, out_g, out_h, want_v, want_g, want_h, has_w, counts):
     """The serial driver ``_kernel`` over counts.shape[0] block-aligned parts, one per
     thread of Numba's threading layer (the parts' results are independent)."""
-    n = f.size
     k = counts.shape[0]
     for i in prange(k):
-        lo = ((n * i) // k) // _B * _B
-        hi = n if i == k - 1 else ((n * (i + 1)) // k) // _B * _B
+        lo, hi = part_bounds(f.size, i, k, _B)
         _kernel(y[lo:hi], f[lo:hi], w[lo:hi] if has_w else w, p, out_v[lo:hi] if want_v else out_v,
                 out_g[lo:hi] if want_g else out_g, out_h[lo:hi] if want_h else out_h, want_v, want_g, want_h,
                 has_w, counts[i])

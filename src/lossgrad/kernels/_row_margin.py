@@ -61,7 +61,7 @@ from .. import _validation as V
 from .._config import get_config
 from . import _fastmath as fm
 from ._driver import (_SPLIT_MIN, _THREAD_SPLIT_MIN, layer_threads, n_threads, not_probability, parallel_copy,
-                      run_in_parts)
+                      part_bounds, run_in_parts)
 
 __all__ = ["KERNELS", "row_inputs", "launch", "finish"]
 
@@ -304,11 +304,9 @@ def _kernel(*args):  # pragma: no cover - bound per parallel wrapper: the serial
 
 def _parallel_template(f, y, args, sw, has_sw, v, g, want_g, counts):
     """``_kernel`` over counts.shape[0] blocks of rows, one per thread of Numba's layer."""
-    n = f.shape[0]
     k = counts.shape[0]
     for i in prange(k):
-        lo = n * i // k
-        hi = n * (i + 1) // k
+        lo, hi = part_bounds(f.shape[0], i, k, 1)
         swi = sw[lo:hi] if has_sw else sw  # (Numba: no conditional expressions in a call with *args)
         gi = g[lo:hi] if want_g else g
         _kernel(f[lo:hi], y[lo:hi], *args, swi, has_sw, v[lo:hi], gi, want_g, counts[i])
@@ -316,11 +314,9 @@ def _parallel_template(f, y, args, sw, has_sw, v, g, want_g, counts):
 
 def _parallel_template_h(f, y, args, sw, has_sw, v, g, h, want_g, want_h, counts):
     """:func:`_parallel_template` for a kernel that also writes the Hessian diagonal."""
-    n = f.shape[0]
     k = counts.shape[0]
     for i in prange(k):
-        lo = n * i // k
-        hi = n * (i + 1) // k
+        lo, hi = part_bounds(f.shape[0], i, k, 1)
         swi = sw[lo:hi] if has_sw else sw
         gi = g[lo:hi] if want_g else g
         hh = h[lo:hi] if want_h else h

@@ -77,7 +77,7 @@ from .._config import get_config
 from .._row import prob_tolerance
 from . import _fastmath as fm
 from ._cross_entropy import _row_max
-from ._driver import _SPLIT_MIN, _THREAD_SPLIT_MIN, layer_threads, n_threads, parallel_copy, run_in_parts
+from ._driver import _SPLIT_MIN, _THREAD_SPLIT_MIN, layer_threads, n_threads, parallel_copy, part_bounds, run_in_parts
 from ._row_softmax_probs import focal_probs, kl_probs, poly1_probs
 
 __all__ = ["KERNELS", "softmax_family_rows", "FOCAL", "POLY1", "KL"]
@@ -287,11 +287,9 @@ def _parallel_template(kind, f, y, labels, cw, weighted, gamma, eps, log_target,
                        v_out, g_out, h_out, counts):
     """``_kernel`` (:func:`_rows`) over counts.shape[0] blocks of rows, one per thread of
     Numba's threading layer (see :mod:`._driver`)."""
-    n = f.shape[0]
     k = counts.shape[0]
     for i in prange(k):
-        lo = n * i // k
-        hi = n * (i + 1) // k
+        lo, hi = part_bounds(f.shape[0], i, k, 1)
         _kernel(kind, f[lo:hi], y[lo:hi], labels, cw, weighted, gamma, eps, log_target, sw[lo:hi] if has_sw else sw,
                 has_sw, ptol, want_g, want_h, v_out[lo:hi], g_out[lo:hi], h_out[lo:hi], counts[i])
 
