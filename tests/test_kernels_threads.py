@@ -147,3 +147,26 @@ def test_a_forked_child_computes_without_the_threading_layer(monkeypatch):
     assert threads == 0
     for r, o in zip(ref, out):
         np.testing.assert_array_equal(o, r)
+
+
+def test_concurrent_calls_from_python_threads(monkeypatch):
+    """Several Python threads (a Dask threaded scheduler, a data loader) launching the
+    split kernels at once: Numba's omp/tbb layers take concurrent launches (``workqueue``
+    would abort the process, which is why it is not used); each call gets its own numbers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    loss = lossgrad.get("logistic")
+    inputs = [_inputs("logistic", N_MID + 512 * i, seed=i) for i in range(6)]
+    refs = [_serial(loss, y, f, w, monkeypatch) for y, f, w in inputs]
+
+    def call(i):
+        y, f, w = inputs[i]
+        with lossgrad.config_context(kernel_threshold=0):
+            return [loss.value_grad_hess(y, f, sample_weight=w) for _ in range(5)]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(call, range(6)))
+    for ref, outs in zip(refs, results):
+        for out in outs:
+            for r, o in zip(ref, out):
+                np.testing.assert_array_equal(o, r)
