@@ -160,15 +160,15 @@ def _curv(kind, gamma, eps, s, p, lu, psi):
 
 
 @njit(cache=True, error_model="numpy")
-def _hess_diag_row(h, row, e, dd, inv, shift, cs, bsum, dsum, e_st, p_st, u_st, lu_st, wi):
+def _hess_diag_row(h, row, e, dd, inv, lse, cs, bsum, dsum, e_st, p_st, u_st, lu_st, wi):
     """h_c = (-B p_c u_c + d_c (1 - 2 p_c) + p_c^2 D + e_* jhat_c^2) w, the diagonal of
     :mod:`lossgrad.losses._softmax_family`'s Hessian: jhat_c = -p_c / u_* off c*, formed as
-    e^{s_c - log u_*} (s_c = (f_c - m) - log1p(so) = f_c - shift); at c*
-    (-B p_* u_* + p_*^2 D + e_*) w.  Off c*, p_c <= 1/2."""
+    e^{s_c - log u_*} (s_c = f_c - lse); at c* (-B p_* u_* + p_*^2 D + e_*) w.  Off c*,
+    p_c <= 1/2."""
     if e_st != 0.0:
         for c in range(row.size):
             p = e[c] * inv
-            jh = fm.exp((np.float64(row[c]) - shift) - lu_st)
+            jh = fm.exp((np.float64(row[c]) - lse) - lu_st)
             h[c] = (-bsum * p * (1.0 - p) + dd[c] * (1.0 - 2.0 * p) + p * p * dsum + e_st * jh * jh) * wi
     else:
         for c in range(row.size):
@@ -197,7 +197,7 @@ def _rows(kind, f, y, labels, cw, weighted, gamma, eps, log_target, sw, has_sw, 
         so += ties - 1.0  # the ties with c* count e^0 = 1 each
         cs = _first_max(row, m)
         t = math.log(so) if so >= _TINY else _t_shifted(row, cs, m)
-        shift = m + math.log1p(so)  # lse
+        lse = m + math.log1p(so)
         inv = 1.0 / (1.0 + so)
         s_st = _log_sigmoid(-t)
         lu_st = _log_sigmoid(t)
@@ -215,7 +215,7 @@ def _rows(kind, f, y, labels, cw, weighted, gamma, eps, log_target, sw, has_sw, 
                 phi, dphi = _phi(kind, gamma, eps, s_st, p_st, u_st, lu_st, psi)
                 curv = _curv(kind, gamma, eps, s_st, p_st, lu_st, psi) if want_h else 0.0
             else:
-                s = np.float64(row[yl]) - shift
+                s = np.float64(row[yl]) - lse
                 p = e[yl] * inv
                 lu = math.log1p(-p)
                 psi = _psi(s)
@@ -235,18 +235,18 @@ def _rows(kind, f, y, labels, cw, weighted, gamma, eps, log_target, sw, has_sw, 
                     g[cs] = (u_st * bb - bb) * wi
             if want_h:
                 if yl == cs:  # a_* e_* jhat jhat^T: the curvature sits at the arg-max
-                    _hess_diag_row(h_out[i], row, e, dd, inv, shift, cs, bb, 0.0, a * curv, p_st, u_st, lu_st, wi)
+                    _hess_diag_row(h_out[i], row, e, dd, inv, lse, cs, bb, 0.0, a * curv, p_st, u_st, lu_st, wi)
                 else:  # d_y = a e_y / u_y^2 at the label only
                     u = 1.0 - e[yl] * inv
                     dy = a * curv / (u * u)
                     dd[yl] = dy
-                    _hess_diag_row(h_out[i], row, e, dd, inv, shift, cs, bb, dy, 0.0, p_st, u_st, lu_st, wi)
+                    _hess_diag_row(h_out[i], row, e, dd, inv, lse, cs, bb, dy, 0.0, p_st, u_st, lu_st, wi)
                     dd[yl] = 0.0
             continue
         q = y[i]
         const = dsum = 0.0
         if kind == KL:
-            val, rest, qsum, const, badq = kl_probs(row, q, b, shift, cs, log_target, ptol)
+            val, rest, qsum, const, badq = kl_probs(row, q, b, lse, cs, log_target, ptol)
             a_st = math.exp(np.float64(q[cs])) if log_target else np.float64(q[cs])
             if log_target:
                 badq += 1 if abs(math.log(qsum)) > ptol else 0
@@ -254,9 +254,9 @@ def _rows(kind, f, y, labels, cw, weighted, gamma, eps, log_target, sw, has_sw, 
                 badq += 1 if abs(qsum - 1.0) > ptol else 0
         else:
             if kind == FOCAL:
-                val, rest, dsum, qsum, badq = focal_probs(row, q, e, b, dd, inv, shift, cs, cw, weighted, gamma)
+                val, rest, dsum, qsum, badq = focal_probs(row, q, e, b, dd, inv, lse, cs, cw, weighted, gamma)
             else:
-                val, rest, dsum, qsum, badq = poly1_probs(row, q, e, b, dd, inv, shift, cs, eps)
+                val, rest, dsum, qsum, badq = poly1_probs(row, q, e, b, dd, inv, lse, cs, eps)
             a_st = np.float64(q[cs]) * (cw[cs] if weighted else 1.0)
             badq += 1 if abs(qsum - 1.0) > ptol else 0
         bad_y += badq
@@ -273,7 +273,7 @@ def _rows(kind, f, y, labels, cw, weighted, gamma, eps, log_target, sw, has_sw, 
             g[cs] = (u_st * bsum - rest) * wi
         if want_h:
             e_st = a_st * _curv(kind, gamma, eps, s_st, p_st, lu_st, psi) if a_st != 0.0 else 0.0
-            _hess_diag_row(h_out[i], row, e, dd, inv, shift, cs, bsum, dsum, e_st, p_st, u_st, lu_st, wi)
+            _hess_diag_row(h_out[i], row, e, dd, inv, lse, cs, bsum, dsum, e_st, p_st, u_st, lu_st, wi)
     counts[0] = bad_f
     counts[1] = bad_y
     counts[2] = bad_w
