@@ -208,7 +208,7 @@ def cross_entropy_value_grad(
     ign = math.nan if ignore_index is None else float(ignore_index)  # NaN never equals a label
     v = np.empty(n, f.dtype)
     g = np.empty((n, k), f.dtype)
-    h = np.empty((n, k), f.dtype) if hess_diag else _ones(1, f.dtype).reshape(1, 1)
+    h = np.empty((n, k), f.dtype) if hess_diag else _ones(1, f.dtype)[:, None]
     rows = _narrow.rows_narrow if k <= _narrow.NARROW_MAX_CLASSES else _rows
     args = (cw, class_weight is not None, float(label_smoothing), ign, float(z_loss))
     threads = layer_threads() if n * k >= _SPLIT_MIN and n >= 2 else 0

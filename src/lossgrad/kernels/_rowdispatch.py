@@ -64,8 +64,11 @@ def evaluate_row(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any, samp
     return entry[1](loss, ops, y_true, y_pred, sample_weight)
 
 
+_CE_OPS = frozenset(("value", "grad", "hess_diag"))
+
+
 def _cross_entropy_supports(loss: Any, ops: tuple[str, ...]) -> bool:
-    return loss.from_logits and set(ops) <= {"value", "grad", "hess_diag"}
+    return loss.from_logits and _CE_OPS.issuperset(ops)
 
 
 def _cross_entropy(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any) -> tuple | None:
