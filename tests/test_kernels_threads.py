@@ -170,3 +170,25 @@ def test_concurrent_calls_from_python_threads(monkeypatch):
         for out in outs:
             for r, o in zip(ref, out):
                 np.testing.assert_array_equal(o, r)
+
+
+def test_compile_all_builds_kernels_and_their_parallel_wrappers(monkeypatch):
+    """compile_all (here on one pointwise loss and one row loss) builds the serial kernels
+    and, where the threading layer is used, the parallel wrappers the first large call
+    would otherwise compile; with parallel=False, none."""
+    from lossgrad import _registry, kernels
+    from lossgrad.kernels import _cross_entropy
+
+    pointwise = {lossgrad.Huber: kernels.POINTWISE[lossgrad.Huber]}
+    monkeypatch.setattr(kernels, "POINTWISE", pointwise)
+    ce = [e for e in _registry.catalog(shape="row") if e.name == "cross_entropy"]
+    monkeypatch.setattr(_registry, "catalog", lambda family=None, shape=None: ce)
+    for parallel in (False, True):
+        monkeypatch.setattr(_driver, "_PARALLEL", {})
+        monkeypatch.setattr(_cross_entropy, "_PARALLEL", {})
+        times = kernels.compile_all((np.float64,), parallel=parallel)
+        assert set(times) == {"float64"}
+        built = parallel and _driver.layer_threads() > 1
+        chunk = kernels.plan_for(lossgrad.Huber(), np.dtype(np.float64)).chunk
+        assert (chunk in _driver._PARALLEL) == built
+        assert len(_cross_entropy._PARALLEL) == (1 if built else 0)  # the few-class kernel (K = 4)

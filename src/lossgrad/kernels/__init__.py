@@ -33,7 +33,7 @@ import numpy as np
 from .. import _validation as V
 from .._config import get_config
 from ._cross_entropy import cross_entropy_value_grad
-from ._driver import code_of, kernel, n_threads, run_pointwise
+from ._driver import _SPLIT_MIN, code_of, kernel, layer_threads, n_threads, run_pointwise
 from ._rowdispatch import evaluate_row, row_kernel_supports
 from ._table import POINTWISE, VALUE_ONLY, Y_MARGIN, Spec, spec_for
 
@@ -203,8 +203,10 @@ def _registered_variants(cls: type) -> tuple[dict, ...]:
     return ({},)
 
 
-def _compile_rows(dt: Any) -> None:
-    """Run every registered variant of every row loss with a kernel on a small input."""
+def _compile_rows(dt: Any, parallel: bool) -> None:
+    """Run every registered variant of every row loss with a kernel on small inputs (4 and
+    32 classes: the few-class and the wide cross-entropy kernels), and with ``parallel``
+    on 2^14 elements too (their threading-layer wrappers)."""
     from .._config import config_context
     from .._registry import catalog
 
@@ -213,26 +215,33 @@ def _compile_rows(dt: Any) -> None:
         for inst in e.instances():
             if not row_kernel_supports(inst, ("value", "grad")):
                 continue
-            y, f = inst._example_inputs(rng, 4)
-            with config_context(kernel_threshold=0):
-                inst.value_grad(np.asarray(y), np.asarray(f, dt))
+            k = inst._fixed_classes()
+            shapes = [(4, k or 4), (4, k or 32)] + ([(-(-_SPLIT_MIN // (k or 4)), k or 4)] if parallel else [])
+            for n, kk in shapes:
+                y, f = inst._example_inputs(rng, n, kk)
+                with config_context(kernel_threshold=0):
+                    inst.value_grad(np.asarray(y), np.asarray(f, dt))
 
 
-def compile_all(dtypes: tuple[Any, ...] = (np.float32, np.float64)) -> dict[str, float]:
-    """Compile (or load from the cache) every pointwise kernel and every row kernel.
+def compile_all(dtypes: tuple[Any, ...] = (np.float32, np.float64), parallel: bool = True) -> dict[str, float]:
+    """Compile (or load from the cache) every pointwise kernel and every row kernel, and
+    with ``parallel`` (where Numba's threading layer is used, see
+    :func:`._driver.layer_threads`) their parallel wrappers (about 1 s each to compile).
 
     Returns seconds per dtype name.  The second process loads them from
     ``__pycache__`` in a fraction of the time.
     """
+    parallel = parallel and layer_threads() > 1
     times = {}
     for dt in dtypes:
         t0 = time.perf_counter()
-        y = np.ones(4, dt)
+        arrays = [np.ones(4, dt)] + ([np.ones(_SPLIT_MIN, dt)] if parallel else [])
         for cls in POINTWISE:
             for params in _registered_variants(cls):
                 plan = plan_for(cls(**params), np.dtype(dt))
-                run_pointwise(plan.chunk, plan.params, y, y, None, (True, True, True))
-        _compile_rows(dt)
+                for y in arrays:
+                    run_pointwise(plan.chunk, plan.params, y, y, None, (True, True, True))
+        _compile_rows(dt, parallel)
         times[np.dtype(dt).name] = time.perf_counter() - t0
     return times
 
