@@ -153,14 +153,14 @@ def test_row_kernel_declines_what_it_does_not_serve():
 @pytest.mark.parametrize("n,k", [(3000, 64), (20011, 10)])
 @pytest.mark.parametrize("path", ["threading layer", "python threads"])
 def test_row_kernel_threads_and_inputs_not_mutated(n, k, path, monkeypatch):
-    from lossgrad.kernels import _cross_entropy
+    from lossgrad.kernels import _driver
 
     parts = []
     if path == "threading layer":  # 3 uneven blocks over Numba's threads (wide rows, and the narrow kernel)
-        monkeypatch.setattr(_cross_entropy, "layer_threads", lambda: parts.append(3) or 3)
+        monkeypatch.setattr(_driver, "layer_threads", lambda: parts.append(3) or 3)
     else:  # where the layer is not safe: Python threads
-        monkeypatch.setattr(_cross_entropy, "layer_threads", lambda: 0)
-        monkeypatch.setattr(_cross_entropy, "n_threads", lambda: parts.append(2) or 2)
+        monkeypatch.setattr(_driver, "layer_threads", lambda: 0)
+        monkeypatch.setattr(_driver, "n_threads", lambda: parts.append(2) or 2)
     rng = np.random.default_rng(3)
     f = rng.normal(0, 3, (n, k))
     y = rng.integers(0, k, n)

@@ -176,8 +176,6 @@ def _check(computed, true, slope, dtype, what):
 @pytest.mark.parametrize(("name", "params", "dtype"), _registered_cases())
 def test_extreme_grid_matches_mpmath(name, params, dtype):
     loss = lossgrad.get(name, **params)
-    p = dataclasses.asdict(loss)
-    ref = REFERENCES[name]
     prob_form = name == "binary_cross_entropy" and not loss.from_logits
     grid = P_GRID if prob_form else (F64 if dtype == np.float64 else F32)
     failures = []

@@ -25,7 +25,7 @@ import numpy as np
 from . import _validation as V
 from . import _xp
 from ._config import get_config
-from ._props import Basis, Formula, Kink, Props, Shape
+from ._props import Formula, Kink, Props, Shape
 
 __all__ = [
     "Loss",

@@ -40,8 +40,7 @@ from numba import njit, prange
 
 from . import _cross_entropy_narrow as _narrow
 from . import _fastmath as fm
-from ._driver import (_SPLIT_MIN, _THREAD_SPLIT_MIN, layer_threads, n_threads, not_probability, parallel_copy,
-                      part_bounds, run_in_parts)
+from ._driver import not_probability, parallel_copy, part_bounds, run_in_parts, split_plan
 
 __all__ = ["cross_entropy_value_grad"]
 
@@ -211,23 +210,22 @@ def cross_entropy_value_grad(
     h = np.empty((n, k), f.dtype) if hess_diag else _ones(1, f.dtype)[:, None]
     rows = _narrow.rows_narrow if k <= _narrow.NARROW_MAX_CLASSES else _rows
     args = (cw, class_weight is not None, float(label_smoothing), ign, float(z_loss))
-    threads = layer_threads() if n * k >= _SPLIT_MIN and n >= 2 else 0
-    if threads > 1:  # Numba's threading layer: a hand-off of 1-2 us
-        counts = np.zeros((min(threads, n), 2), np.int64)
+    layer, parts = split_plan(n * k, n)
+    if layer:  # Numba's threading layer: a hand-off of 1-2 us
+        counts = np.zeros((parts, 2), np.int64)
         parallel_copy(_parallel_template, rows, _PARALLEL)(f, yy, labels, *args, sw, sample_weight is not None,
                                                            float(prob_tol), v, g, h, hess_diag, counts)
         return v, g, h if hess_diag else None, counts.sum(axis=0)
-    if n * k < _THREAD_SPLIT_MIN or n < 2 or threads == 1:  # one thread, whole arrays (no closure: 0.6 us a call)
+    if parts == 1:  # one thread, whole arrays (no closure: 0.6 us a call)
         counts = np.zeros(2, np.int64)
         rows(f, yy, labels, *args, sw, sample_weight is not None, float(prob_tol), v, g, h, hess_diag, counts)
         return v, g, h if hess_diag else None, counts
-    nt = n_threads()  # Python threads (~60 us a hand-off) where the threading layer is not safe
-    counts = np.zeros((nt, 2), np.int64)
+    counts = np.zeros((parts, 2), np.int64)  # Python threads (~60 us a hand-off) where the layer is not safe
 
     def run(i: int, lo: int, hi: int) -> None:
         rows(f[lo:hi], yy[lo:hi], labels, *args, sw if sample_weight is None else sw[lo:hi],
               sample_weight is not None, float(prob_tol), v[lo:hi], g[lo:hi], h[lo:hi] if hess_diag else h,
               hess_diag, counts[i])
 
-    run_in_parts(n, nt, run)
+    run_in_parts(n, parts, run)
     return v, g, h if hess_diag else None, counts.sum(axis=0)

@@ -70,7 +70,7 @@ from . import _fastmath as fm
 from ._table import F_ANY, F_UNIT, FAST, FUNCTIONS, NATIVE, Y_ANY, Y_MARGIN, Y_NONNEG, Y_POS, Y_UNIT
 
 __all__ = ["run_pointwise", "run_in_parts", "not_probability", "code_of", "kernel", "N_COUNTS", "n_threads",
-           "layer_threads", "parallel_copy", "parallel_kernel", "part_bounds"]
+           "layer_threads", "parallel_copy", "parallel_kernel", "part_bounds", "split_plan"]
 
 _B = 512  # block length: scratch buffers of 3 x 512 x 8 bytes stay in L1
 N_COUNTS = 3  # flagged elements (non-finite y/f/w, w < 0, y or f outside the domain), y == -1, y == 0
@@ -363,6 +363,22 @@ def layer_threads() -> int:
     return min(numba.get_num_threads(), n_threads()) if _LAYER_OK else 0
 
 
+def split_plan(size: int, rows: int) -> tuple[bool, int]:
+    """How a call over ``size`` elements in ``rows`` independent rows (``rows == size``
+    for a pointwise loss) is split: (in Numba's threading layer?, number of parts).
+
+    The layer, one part per thread (at most one per row), from ``_SPLIT_MIN`` elements
+    where it is safe (:func:`layer_threads`); Python threads, one part per core, from
+    ``_THREAD_SPLIT_MIN`` where it is not; otherwise one part in the calling thread (also
+    when the user set Numba's threads to one).  The one rule of every kernel's launcher."""
+    threads = layer_threads() if size >= _SPLIT_MIN and rows >= 2 else 0
+    if threads > 1:
+        return True, min(threads, rows)
+    if threads == 1 or size < _THREAD_SPLIT_MIN or rows < 2:
+        return False, 1
+    return False, min(n_threads(), rows)
+
+
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -419,17 +435,16 @@ def run_pointwise(
     ov = (np.empty(n, dt) if given_v is None else given_v) if want_v else dummy
     og = (np.empty(n, dt) if given_g is None else given_g) if want_g else dummy
     oh = (np.empty(n, dt) if given_h is None else given_h) if want_h else dummy
-    k = layer_threads() if n >= _SPLIT_MIN else 0
-    if k > 1:
+    layer, k = split_plan(n, n)
+    if layer:
         parts = np.zeros((k, N_COUNTS), np.int64)
         parallel_kernel(chunk)(y, f, dummy if w is None else w, params, ov, og, oh, want_v, want_g, want_h,
                                w is not None, parts)
         counts = parts.sum(axis=0)
-    elif n < _THREAD_SPLIT_MIN or k == 1:  # small, or the user set Numba's threads to one
+    elif k == 1:  # small, or the user set Numba's threads to one
         counts = np.zeros(N_COUNTS, np.int64)
         chunk(y, f, dummy if w is None else w, params, ov, og, oh, want_v, want_g, want_h, w is not None, counts)
     else:
-        k = n_threads()
         parts = np.zeros((k, N_COUNTS), np.int64)
 
         def part(i: int, lo: int, hi: int) -> None:

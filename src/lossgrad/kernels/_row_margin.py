@@ -60,8 +60,7 @@ from numba import njit, prange
 from .. import _validation as V
 from .._config import get_config
 from . import _fastmath as fm
-from ._driver import (_SPLIT_MIN, _THREAD_SPLIT_MIN, layer_threads, n_threads, not_probability, parallel_copy,
-                      part_bounds, run_in_parts)
+from ._driver import not_probability, parallel_copy, part_bounds, run_in_parts, split_plan
 
 __all__ = ["KERNELS", "row_inputs", "launch", "finish"]
 
@@ -342,16 +341,15 @@ def launch(kernel: Callable, f: np.ndarray, y: np.ndarray, args: tuple, w: np.nd
     g = np.empty((n, k) if want_g else (1, k), f.dtype)
     h = np.empty((n, k) if want_h else (1, k), f.dtype)
     sw = np.ones(1, f.dtype) if w is None else w
-    threads = layer_threads() if n * k >= _SPLIT_MIN and n >= 2 else 0
-    if threads > 1:
-        counts = np.zeros((min(threads, n), 3), np.int64)
+    layer, nt = split_plan(n * k, n)
+    if layer:
+        counts = np.zeros((nt, 3), np.int64)
         if want_h is None:
             parallel_copy(_parallel_template, kernel, _PARALLEL)(f, y, args, sw, w is not None, v, g, want_g, counts)
         else:
             parallel_copy(_parallel_template_h, kernel, _PARALLEL_H)(f, y, args, sw, w is not None, v, g, h, want_g,
                                                                      want_h, counts)
         return v, g, (h if want_h else None), counts.sum(axis=0)
-    nt = min(n_threads(), n) if n * k >= _THREAD_SPLIT_MIN and threads == 0 else 1
     counts = np.zeros((nt, 3), np.int64)
 
     def run(t: int, lo: int, hi: int) -> None:

@@ -77,7 +77,7 @@ from .._config import get_config
 from .._row import prob_tolerance
 from . import _fastmath as fm
 from ._cross_entropy import _row_max
-from ._driver import _SPLIT_MIN, _THREAD_SPLIT_MIN, layer_threads, n_threads, parallel_copy, part_bounds, run_in_parts
+from ._driver import parallel_copy, part_bounds, run_in_parts, split_plan
 from ._row_softmax_probs import focal_probs, kl_probs, poly1_probs
 
 __all__ = ["KERNELS", "softmax_family_rows", "FOCAL", "POLY1", "KL"]
@@ -323,14 +323,13 @@ def softmax_family_rows(
     g = np.empty((n, k) if want_grad else (n, 0), f.dtype)
     h = np.empty((n, k) if want_hess_diag else (n, 0), f.dtype)
     args = (cw, class_weight is not None, float(gamma), float(epsilon), bool(log_target))
-    threads = layer_threads() if n * k >= _SPLIT_MIN and n >= 2 else 0
-    if threads > 1:  # Numba's threading layer: blocks of rows, a hand-off of 1-2 us
-        counts = np.zeros((min(threads, n), 3), np.int64)
+    layer, nt = split_plan(n * k, n)
+    if layer:  # Numba's threading layer: blocks of rows, a hand-off of 1-2 us
+        counts = np.zeros((nt, 3), np.int64)
         parallel_copy(_parallel_template, _rows, _PARALLEL)(
             kind, f, yy, labels, *args, sw, sample_weight is not None, float(prob_tol), want_grad, want_hess_diag,
             v, g, h, counts)
         return v, (g if want_grad else None), (h if want_hess_diag else None), counts.sum(axis=0)
-    nt = n_threads() if n * k >= _THREAD_SPLIT_MIN and n >= 2 and threads == 0 else 1
     counts = np.zeros((nt, 3), np.int64)
 
     def run(i: int, lo: int, hi: int) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from .. import _validation as V
 from .. import _xp
 from .._core import ResidualLoss
-from .._props import Basis, Formula, Kink, Props, Side
+from .._props import Formula, Kink, Props, Side
 from .._registry import register
 
 __all__ = [

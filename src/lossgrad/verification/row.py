@@ -112,7 +112,6 @@ def _check_fd(loss: Any, y: np.ndarray, f: np.ndarray, what: str, rtol: float) -
     h_min = np.finfo(float).eps ** 0.2 * np.maximum(1.0, np.abs(f)).max(axis=1) / 64.0
     noise = (100 * np.finfo(float).eps * f_abs / h_min).reshape((-1,) + (1,) * (est.ndim - 1))
     err = err + noise
-    finite = est[np.isfinite(est)]
     # entries below 1e-4 of their row's largest are compared in absolute terms against that
     # scale (the FD of a value of size |l| cannot resolve them relatively)
     row_max = np.max(np.abs(np.where(np.isfinite(est), est, 0.0)).reshape(est.shape[0], -1), axis=1)
