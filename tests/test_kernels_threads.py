@@ -54,6 +54,22 @@ def wrapper_calls(monkeypatch):
     return calls
 
 
+@pytest.mark.parametrize(("layer", "size", "rows", "plan"), [
+    (4, (1 << 14) - 1, 1 << 13, (False, 1)),  # small: one part, in the calling thread
+    (4, 1 << 14, 1 << 14, (True, 4)),  # the layer: one part per thread
+    (4, 1 << 20, 3, (True, 3)),  # ... at most one per row
+    (4, 1 << 20, 1, (False, 1)),  # one row: nothing to split
+    (1, 1 << 20, 1 << 20, (False, 1)),  # the user set Numba's threads to one
+    (0, 1 << 14, 1 << 14, (False, 1)),  # layer not safe: Python threads only from 2^17
+    (0, 1 << 17, 1 << 17, (False, 6)),  # ... one part per core
+    (0, 1 << 20, 5, (False, 5)),  # ... at most one per row
+])
+def test_split_plan(layer, size, rows, plan, monkeypatch):
+    monkeypatch.setattr(_driver, "layer_threads", lambda: layer)
+    monkeypatch.setattr(_driver, "n_threads", lambda: 6)
+    assert _driver.split_plan(size, rows) == plan
+
+
 @pytest.mark.parametrize("name", ["huber", "logistic", "tweedie"])
 @pytest.mark.parametrize("n", [N_MID, N_BIG])
 def test_threading_layer_parts_equal_the_serial_driver(name, n, monkeypatch, wrapper_calls):
