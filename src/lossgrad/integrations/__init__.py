@@ -6,6 +6,8 @@ Each submodule imports its engine on first use only:
 * :mod:`lossgrad.integrations.lightgbm`: ``objective``, ``metric``, ``init_score``;
 * :mod:`lossgrad.integrations.torch`: ``function`` and ``LossModule`` (autograd with exact
   backward and double backward);
+* :mod:`lossgrad.integrations.triton`: ``cross_entropy`` of CUDA tensors in one fused Triton
+  kernel (``torch.function`` routes to it);
 * :mod:`lossgrad.integrations.jax`: ``function`` (``jax.custom_jvp`` from the closed forms;
   batch losses through ``jax.custom_vjp``, first order).
 
@@ -20,10 +22,10 @@ from typing import Any
 
 from ._boosting import BoostingObjective, Hessian, fit_intercept_only
 
-__all__ = ["Hessian", "BoostingObjective", "fit_intercept_only", "xgboost", "lightgbm", "torch", "jax"]
+__all__ = ["Hessian", "BoostingObjective", "fit_intercept_only", "xgboost", "lightgbm", "torch", "triton", "jax"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in {"xgboost", "lightgbm", "torch", "jax"}:
+    if name in {"xgboost", "lightgbm", "torch", "triton", "jax"}:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'lossgrad.integrations' has no attribute {name!r}")

@@ -27,8 +27,10 @@ Batch losses (named inputs) get the exact first derivative: the backward of
 raises.
 
 Arrays: float32/float64 CPU tensors go through NumPy views of the same memory
-(``Tensor.numpy()``, no copy), hence the fused kernels for large inputs; other
-devices and dtypes go through the array-API reference on the tensors themselves.
+(``Tensor.numpy()``, no copy), hence the fused kernels for large inputs; CUDA
+tensors of a ``CrossEntropy`` on logits take the fused Triton kernel of
+:mod:`lossgrad.integrations.triton` when Triton is installed; other devices and
+dtypes go through the array-API reference on the tensors themselves.
 Targets (``y_true``, labels, masks) are constants: no gradient flows to them.
 Argument order is lossgrad's, ``(y_true, y_pred)`` (PyTorch's built-in losses take
 ``(input, target)``, i.e. the reverse): see ``docs/engines.md``.
@@ -36,6 +38,7 @@ Argument order is lossgrad's, ``(y_true, y_pred)`` (PyTorch's built-in losses ta
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import numpy as np
@@ -189,9 +192,30 @@ def _target(y_true: Any, f: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(arr, device=f.device)
 
 
+# Devices whose tensors take the fused Triton cross-entropy (the tests add "cpu" with
+# Triton's interpreter); see lossgrad.integrations.triton.
+_FUSED_DEVICES: tuple[str, ...] = ("cuda",)
+
+
+def _fused_module(loss: Loss, f: torch.Tensor, sample_weight: Any) -> Any:
+    """lossgrad.integrations.triton when it computes this call, else None."""
+    if f.device.type not in _FUSED_DEVICES:
+        return None
+    if isinstance(sample_weight, torch.Tensor) and sample_weight.requires_grad:
+        return None  # differentiable weights: the generic path
+    if importlib.util.find_spec("triton") is None:  # Triton is not installed
+        return None
+    from . import triton as fused
+
+    return fused if fused.supports(loss) else None
+
+
 def _pointwise_or_row(loss: Loss, y_true: Any, y_pred: Any, sample_weight: Any, reduction: Any) -> torch.Tensor:
     reduction = Reduction.parse(reduction)
     f = _check_pred(loss, y_pred)
+    fused = _fused_module(loss, f, sample_weight) if loss.shape is Shape.ROW else None
+    if fused is not None:
+        return fused.cross_entropy(y_true, f, sample_weight, reduction.value, loss=loss)
     y = _target(y_true, f)
     if loss.shape is Shape.POINTWISE and y.ndim == 0 and f.ndim > 0:
         y = y.to(f.dtype).expand(f.shape)

@@ -1,0 +1,226 @@
+r"""Cross-entropy of GPU tensors through one fused Triton kernel, inside PyTorch autograd.
+
+On a CUDA device::
+
+    import torch
+    from lossgrad.integrations import triton as lgtr
+    logits = torch.randn(8, 50000, device="cuda", requires_grad=True)
+    labels = torch.randint(0, 50000, (8,), device="cuda")
+    lgtr.cross_entropy(labels, logits, label_smoothing=0.1).backward()
+
+The forward pass runs :mod:`._triton_ce` once: per row it reads the logits, then
+reads them again to write the gradient (already multiplied by the row's share of
+the reduction), so the backward pass only returns it (times the incoming gradient
+when that is not 1).  Every option of :class:`lossgrad.CrossEntropy` with
+``from_logits=True`` is supported: class weights, ``ignore_index``, label smoothing,
+z-loss, labels or probability rows as targets, sample weights, the three
+reductions, with PyTorch's weighted-mean convention.  A double backward
+(``create_graph=True``) goes through the exact Hessian of the array-API reference.
+
+:func:`lossgrad.integrations.torch.function` sends CUDA tensors of a plain
+``CrossEntropy`` here when Triton is installed; other losses, devices and
+differentiable sample weights take the generic path.  Bad inputs raise lossgrad's
+errors: the kernel writes a status word per row in the pass it already makes
+(non-finite logit, label out of range, target entry outside [0, 1], and the target
+row sums), read back with the mean's denominator in one synchronisation.
+
+On a machine without a GPU the kernel runs in Triton's interpreter
+(``TRITON_INTERPRET=1`` before Triton is imported) on CPU tensors: that is how the
+test suite checks it against the reference.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import torch
+
+from .._config import get_config
+from .._core import Reduction
+from .._row import prob_tolerance
+from .._validation import check_all, check_finite
+from ..losses.multiclass import CrossEntropy
+from . import _triton_ce as kernel
+from .torch import _check_pred, _Grad, _target, _weights, as_loss
+
+__all__ = ["cross_entropy", "cross_entropy_value_grad", "supports"]
+
+
+def supports(loss: Any) -> bool:
+    """Whether the fused kernel computes ``loss``: a CrossEntropy on logits."""
+    return type(loss) is CrossEntropy and loss.from_logits
+
+
+@functools.lru_cache(maxsize=64)
+def _class_weights(weight: tuple[float, ...] | None, device: torch.device, acc: torch.dtype) -> torch.Tensor | None:
+    return None if weight is None else torch.tensor(weight, dtype=acc, device=device)
+
+
+def _xp() -> Any:
+    import array_api_compat.torch as xp
+
+    return xp
+
+
+def _raise_input_error(loss: CrossEntropy, y: torch.Tensor, f: torch.Tensor, labels: bool) -> None:
+    """The reference's error for what the kernel's status words flagged (error path only)."""
+    xp, k = _xp(), f.shape[1]
+    check_finite(xp, f, "y_pred")
+    if labels:
+        check_finite(xp, y, "y_true")
+        check_all(xp, y == torch.round(y) if y.is_floating_point() else torch.ones_like(y, dtype=torch.bool),
+                  "y_true", "integer class labels")
+        ok = (y >= 0) & (y < k)
+        what = f"class labels in [0, {k - 1}] (y_pred has K={k} columns)"
+        if loss.ignore_index is not None:
+            ok = ok | (y == loss.ignore_index)
+            what += f" or ignore_index={loss.ignore_index}"
+        check_all(xp, ok, "y_true", what)
+    else:
+        from .._row import check_simplex_rows
+
+        check_finite(xp, y, "y_true")
+        check_simplex_rows(xp, y, "y_true")
+
+
+def _inputs(loss: CrossEntropy, y_true: Any, y_pred: Any) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    f = _check_pred(loss, y_pred)
+    n, k = f.shape
+    if k < loss.min_classes:
+        raise ValueError(f"y_pred must have at least {loss.min_classes} columns (classes), got shape {(n, k)}")
+    loss._check_classes(k)
+    y = _target(y_true, f)
+    if y.ndim == 1:
+        if y.shape[0] != n:
+            raise ValueError(f"y_true has {y.shape[0]} labels but y_pred has {n} rows")
+        return f, y, True
+    if y.ndim == 2:
+        if not y.is_floating_point():
+            y = y.to(f.dtype)
+        if loss.ignore_index is not None:
+            loss._prob_target(None, y, f, False)  # raises: ignore_index needs labels
+        if tuple(y.shape) != tuple(f.shape):
+            raise ValueError(f"y_true probabilities must have the shape of y_pred {tuple(f.shape)}, got {tuple(y.shape)}")
+        return f, y, False
+    raise ValueError(f"y_true must be (N,) class labels or (N, K) probabilities, got shape {tuple(y.shape)} "
+                     f"for y_pred of shape {(n, k)}")
+
+
+def _fused(loss: CrossEntropy, y: torch.Tensor, f: torch.Tensor, labels: bool, sample_weight: Any,
+           reduction: Reduction, want_grad: bool, block: int | None, num_warps: int | None
+           ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """(per-row values times the row scale, gradient times the row scale, row scale)."""
+    n, k = f.shape
+    acc = kernel.accumulator(f.dtype)
+    check = not get_config().assume_valid
+    w = _weights(sample_weight, f, (n,))
+    sw = None if w is None else w.detach().to(acc)
+    cw = _class_weights(loss.weight, f.device, acc)
+    if f.stride(1) != 1:
+        f = f.contiguous()
+    float_labels = labels and y.is_floating_point()
+    y_kernel = y.to(torch.int64) if float_labels else y.contiguous()
+    if not labels and y.stride(1) != 1:
+        y_kernel = y.contiguous()
+
+    denom = None
+    if reduction is Reduction.MEAN:
+        if labels and (cw is not None or loss.ignore_index is not None):
+            inside = (y_kernel >= 0) & (y_kernel < k)
+            rw = inside.to(acc) if cw is None else cw[y_kernel.clamp(0, k - 1)] * inside
+            if loss.ignore_index is not None:
+                rw = rw * (y_kernel != loss.ignore_index)
+            denom = (rw if sw is None else rw * sw).sum()
+        else:
+            denom = torch.tensor(float(n), dtype=acc, device=f.device) if sw is None else sw.sum()
+        scale = (torch.ones(n, dtype=acc, device=f.device) if sw is None else sw) / denom
+    else:
+        scale = torch.ones(n, dtype=acc, device=f.device) if sw is None else sw
+
+    weight_total = float(sum(loss.weight)) if loss.weight is not None else float(k)
+    rows, g, status, qsum = kernel.launch(
+        f, y_kernel, labels=labels, weight=cw, weight_total=weight_total, ignore_index=loss.ignore_index,
+        eps=loss.label_smoothing, z_loss=loss.z_loss, scale=scale, want_grad=want_grad, block=block,
+        num_warps=num_warps,
+    )
+    flags = [status.ne(0).any()]
+    if check and float_labels:
+        flags.append(y.ne(torch.round(y)).any())
+    if check and not labels:
+        flags.append((qsum - 1.0).abs().gt(prob_tolerance(_xp(), y.dtype)).any())
+    if denom is not None:
+        flags.append(denom.le(0))
+    found = torch.stack(flags).tolist()  # the one synchronisation
+    if any(found[:-1] if denom is not None else found) and check:
+        # Raises, except for a target row sum within rounding of the tolerance that the
+        # reference's own sum accepts: then the kernel's results stand.
+        _raise_input_error(loss, y, f, labels)
+    if denom is not None and found[-1]:
+        raise ValueError("the weighted mean is undefined (the weights sum to zero); use reduction='sum'")
+    return rows * scale, g, scale
+
+
+class _FusedCrossEntropy(torch.autograd.Function):
+    """Values from the kernel; backward returns the kernel's gradient (times the incoming one)."""
+
+    @staticmethod
+    def forward(ctx: Any, f: torch.Tensor, y: torch.Tensor, loss: CrossEntropy, labels: bool, sample_weight: Any,
+                reduction: Reduction, block: int | None, num_warps: int | None) -> torch.Tensor:
+        want_grad = bool(ctx.needs_input_grad[0])
+        rows, g, scale = _fused(loss, y, f, labels, sample_weight, reduction, want_grad, block, num_warps)
+        ctx.loss, ctx.per_row = loss, reduction is Reduction.NONE
+        ctx.save_for_backward(f, y, g, scale)
+        out = rows if reduction is Reduction.NONE else rows.sum()
+        return out.to(f.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, go: torch.Tensor) -> tuple[Any, ...]:
+        f, y, g, scale = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: the exact Hessian through the reference
+            coef = scale * go  # (N,) times a scalar, or times the per-row incoming gradient
+            return coef.to(f.dtype)[:, None] * _Grad.apply(f, y, ctx.loss), *(None,) * 7
+        if ctx.per_row:
+            return g * go.to(g.dtype)[:, None], *(None,) * 7
+        if bool(go == 1):
+            return g, *(None,) * 7
+        return g * go.to(g.dtype), *(None,) * 7
+
+
+def cross_entropy(y_true: Any, y_pred: Any, sample_weight: Any = None, reduction: str = "mean", *,
+                  loss: Any = None, block: int | None = None, num_warps: int | None = None,
+                  **params: Any) -> torch.Tensor:
+    """Softmax cross-entropy of ``y_pred`` (N, K) logits through the fused kernel, differentiable.
+
+    ``loss`` is a :class:`lossgrad.CrossEntropy` (or pass its parameters: ``weight``,
+    ``ignore_index``, ``label_smoothing``, ``z_loss``).  Argument order and reductions
+    are those of :func:`lossgrad.integrations.torch.function`.  ``block`` (a power of
+    two) and ``num_warps`` override the launch configuration.
+    """
+    ce = as_loss("cross_entropy" if loss is None else loss, **params)
+    if not supports(ce):
+        raise ValueError(f"the fused kernel computes CrossEntropy(from_logits=True), got {ce!r}")
+    red = Reduction.parse(reduction)
+    f, y, labels = _inputs(ce, y_true, y_pred)
+    if isinstance(sample_weight, torch.Tensor) and sample_weight.requires_grad:
+        raise ValueError("sample_weight must not require grad on the fused path; use integrations.torch.function")
+    return _FusedCrossEntropy.apply(f, y, ce, labels, sample_weight, red, block, num_warps)
+
+
+def cross_entropy_value_grad(y_true: Any, y_pred: Any, sample_weight: Any = None, reduction: str = "mean", *,
+                             loss: Any = None, block: int | None = None, num_warps: int | None = None,
+                             **params: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """(reduced value, its gradient with respect to ``y_pred``) in one kernel, outside autograd.
+
+    ``reduction="none"`` gives the per-row values and the per-row gradients (each row's
+    own gradient, times its sample weight).
+    """
+    ce = as_loss("cross_entropy" if loss is None else loss, **params)
+    if not supports(ce):
+        raise ValueError(f"the fused kernel computes CrossEntropy(from_logits=True), got {ce!r}")
+    red = Reduction.parse(reduction)
+    f, y, labels = _inputs(ce, y_true, y_pred)
+    with torch.no_grad():
+        rows, g, _ = _fused(ce, y, f.detach(), labels, sample_weight, red, True, block, num_warps)
+    out = rows if red is Reduction.NONE else rows.sum()
+    return out.to(f.dtype), g
