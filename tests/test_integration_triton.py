@@ -333,7 +333,49 @@ def test_gpu_benchmark_script_runs_its_smoke_size():
     done = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [ln for ln in done.stdout.splitlines() if ln.startswith(("| float32", "| bfloat16"))]
-    assert len(rows) == 4  # lossgrad and eager, float32 and bfloat16
+    assert len(rows) == 6  # lossgrad, lossgrad in place and eager; float32 and bfloat16
     for row in rows:
         diff = float(row.strip("|").split("|")[-1])
         assert diff < (1e-5 if "float32" in row else 2e-2), row
+
+
+# ---------------------------------------------------------------- the gradient written over the logits
+
+
+def _output_layer():
+    h = torch.tensor(RNG.normal(size=(N, 6)), device=DEVICE, requires_grad=True)
+    W = torch.tensor(RNG.normal(size=(6, K)), device=DEVICE, requires_grad=True)
+    return h, W
+
+
+def test_grad_into_logits_gives_the_same_gradients_and_overwrites_the_logits():
+    h, W = _output_layer()
+    y = _labels({"ignore_index": -100})
+    params = {"weight": CLASS_W, "ignore_index": -100, "label_smoothing": 0.1}
+    expected_loss = lgtr.cross_entropy(y, h @ W, block=BLOCK, **params)
+    expected = torch.autograd.grad(expected_loss, (h, W))
+    logits = h @ W
+    (dlogits,) = torch.autograd.grad(lgtr.cross_entropy(y, logits, block=BLOCK, **params), logits, retain_graph=False)
+    logits = h @ W
+    loss = lgtr.cross_entropy(y, logits, grad_into_logits=True, block=BLOCK, **params)
+    assert float(loss.detach()) == float(expected_loss.detach())
+    assert torch.equal(logits, dlogits)  # the logits' memory holds the gradient now
+    got = torch.autograd.grad(2.0 * loss, (h, W))
+    for g, e in zip(got, expected):
+        _close(g, 2.0 * e.cpu().numpy(), 1e-12)
+
+
+def test_grad_into_logits_refuses_what_would_read_the_overwritten_logits():
+    h, W = _output_layer()
+    y = _labels({})
+    logits = h @ W
+    penalty = (logits**2).sum()  # pow saves the logits for its backward
+    total = penalty + lgtr.cross_entropy(y, logits, grad_into_logits=True, block=BLOCK)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        total.backward()
+    logits = h @ W
+    loss = lgtr.cross_entropy(y, logits, grad_into_logits=True, block=BLOCK)
+    with pytest.raises(RuntimeError, match="grad_into_logits"):
+        torch.autograd.grad(loss, logits, create_graph=True)
+    strided = torch.tensor(RNG.normal(size=(K, N)), device=DEVICE, requires_grad=True).T
+    assert "unit stride" in _message(lambda: lgtr.cross_entropy(y, strided, grad_into_logits=True, block=BLOCK))

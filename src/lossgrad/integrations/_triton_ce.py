@@ -159,20 +159,28 @@ def launch(
     z_loss: float,
     scale: torch.Tensor,
     want_grad: bool,
+    grad_out: torch.Tensor | None = None,
     block: int | None = None,
     num_warps: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """Run the kernel: (loss rows, gradient or None, status words, target row sums).
 
     ``f`` (N, K) with unit column stride; ``y`` (N,) integer labels or (N, K) target
-    rows with unit column stride; ``scale`` (N,) in the accumulator dtype.
+    rows with unit column stride; ``scale`` (N,) in the accumulator dtype.  ``grad_out``:
+    where the gradient goes (``f`` itself is allowed: each block is read before it is
+    overwritten).
     """
     n, k = f.shape
     acc = accumulator(f.dtype)
     loss_rows = torch.empty(n, dtype=acc, device=f.device)
     status = torch.empty(n, dtype=torch.int32, device=f.device)
     qsum = torch.empty(n, dtype=acc, device=f.device)
-    g = torch.empty_like(f, memory_format=torch.contiguous_format) if want_grad else None
+    if not want_grad:
+        g = None
+    elif grad_out is not None:
+        g = grad_out
+    else:
+        g = torch.empty_like(f, memory_format=torch.contiguous_format)
     block = block or default_block(k, f.dtype)
     if block & (block - 1):
         raise ValueError(f"block must be a power of two, got {block}")

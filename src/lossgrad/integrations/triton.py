@@ -108,10 +108,13 @@ def _inputs(loss: CrossEntropy, y_true: Any, y_pred: Any) -> tuple[torch.Tensor,
 
 
 def _fused(loss: CrossEntropy, y: torch.Tensor, f: torch.Tensor, labels: bool, sample_weight: Any,
-           reduction: Reduction, want_grad: bool, block: int | None, num_warps: int | None
-           ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """(per-row values times the row scale, gradient times the row scale, row scale)."""
+           reduction: Reduction, want_grad: bool, block: int | None, num_warps: int | None,
+           in_place: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """(per-row values times the row scale, gradient times the row scale, row scale);
+    ``in_place``: the gradient overwrites ``f`` (which must have unit column stride)."""
     n, k = f.shape
+    if in_place and f.stride(1) != 1:
+        raise ValueError("grad_into_logits=True needs logits with unit stride along classes (contiguous rows)")
     acc = kernel.accumulator(f.dtype)
     check = not get_config().assume_valid
     w = _weights(sample_weight, f, (n,))
@@ -141,8 +144,8 @@ def _fused(loss: CrossEntropy, y: torch.Tensor, f: torch.Tensor, labels: bool, s
     weight_total = float(sum(loss.weight)) if loss.weight is not None else float(k)
     rows, g, status, qsum = kernel.launch(
         f, y_kernel, labels=labels, weight=cw, weight_total=weight_total, ignore_index=loss.ignore_index,
-        eps=loss.label_smoothing, z_loss=loss.z_loss, scale=scale, want_grad=want_grad, block=block,
-        num_warps=num_warps,
+        eps=loss.label_smoothing, z_loss=loss.z_loss, scale=scale, want_grad=want_grad,
+        grad_out=f.detach() if in_place else None, block=block, num_warps=num_warps,
     )
     flags = [status.ne(0).any()]
     if check and float_labels:
@@ -166,36 +169,56 @@ class _FusedCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, f: torch.Tensor, y: torch.Tensor, loss: CrossEntropy, labels: bool, sample_weight: Any,
-                reduction: Reduction, block: int | None, num_warps: int | None) -> torch.Tensor:
+                reduction: Reduction, block: int | None, num_warps: int | None, in_place: bool) -> torch.Tensor:
         want_grad = bool(ctx.needs_input_grad[0])
-        rows, g, scale = _fused(loss, y, f, labels, sample_weight, reduction, want_grad, block, num_warps)
-        ctx.loss, ctx.per_row = loss, reduction is Reduction.NONE
-        ctx.save_for_backward(f, y, g, scale)
-        out = rows if reduction is Reduction.NONE else rows.sum()
-        return out.to(f.dtype)
+        in_place = in_place and want_grad
+        rows, g, scale = _fused(loss, y, f, labels, sample_weight, reduction, want_grad, block, num_warps, in_place)
+        ctx.loss, ctx.per_row, ctx.in_place = loss, reduction is Reduction.NONE, in_place
+        out = (rows if reduction is Reduction.NONE else rows.sum()).to(f.dtype)
+        if in_place:
+            # The logits now hold the gradient: any other node that saved them raises at its
+            # backward ("modified by an inplace operation") instead of reading the gradient.
+            torch.autograd.graph.increment_version(f)
+            ctx.gradient = g  # f's memory: not save_for_backward, whose version check would fail
+            ctx.save_for_backward(y, scale)
+        else:
+            ctx.save_for_backward(f, y, g, scale)
+        return out
 
     @staticmethod
     def backward(ctx: Any, go: torch.Tensor) -> tuple[Any, ...]:
-        f, y, g, scale = ctx.saved_tensors
+        none = (None,) * 8
+        if ctx.in_place:
+            (y, scale), f, g = ctx.saved_tensors, None, ctx.gradient
+        else:
+            f, y, g, scale = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph: the exact Hessian through the reference
+            if f is None:
+                raise RuntimeError("double backward needs the logits, which grad_into_logits=True overwrote")
             coef = scale * go  # (N,) times a scalar, or times the per-row incoming gradient
-            return coef.to(f.dtype)[:, None] * _Grad.apply(f, y, ctx.loss), *(None,) * 7
+            return coef.to(f.dtype)[:, None] * _Grad.apply(f, y, ctx.loss), *none
         if ctx.per_row:
-            return g * go.to(g.dtype)[:, None], *(None,) * 7
+            return g * go.to(g.dtype)[:, None], *none
         if bool(go == 1):
-            return g, *(None,) * 7
-        return g * go.to(g.dtype), *(None,) * 7
+            return g, *none
+        return g * go.to(g.dtype), *none
 
 
 def cross_entropy(y_true: Any, y_pred: Any, sample_weight: Any = None, reduction: str = "mean", *,
-                  loss: Any = None, block: int | None = None, num_warps: int | None = None,
-                  **params: Any) -> torch.Tensor:
+                  loss: Any = None, grad_into_logits: bool = False, block: int | None = None,
+                  num_warps: int | None = None, **params: Any) -> torch.Tensor:
     """Softmax cross-entropy of ``y_pred`` (N, K) logits through the fused kernel, differentiable.
 
     ``loss`` is a :class:`lossgrad.CrossEntropy` (or pass its parameters: ``weight``,
     ``ignore_index``, ``label_smoothing``, ``z_loss``).  Argument order and reductions
     are those of :func:`lossgrad.integrations.torch.function`.  ``block`` (a power of
     two) and ``num_warps`` override the launch configuration.
+
+    ``grad_into_logits=True`` writes the gradient over the logits (one (N, K) array less
+    at the peak, as a language model's output layer wants): ``y_pred`` holds the gradient
+    after the forward pass.  Safe when nothing else needs the logits, e.g. they come
+    from a matrix product; another node that saved them raises PyTorch's in-place error
+    at its backward, and double backward raises.
     """
     ce = as_loss("cross_entropy" if loss is None else loss, **params)
     if not supports(ce):
@@ -204,7 +227,7 @@ def cross_entropy(y_true: Any, y_pred: Any, sample_weight: Any = None, reduction
     f, y, labels = _inputs(ce, y_true, y_pred)
     if isinstance(sample_weight, torch.Tensor) and sample_weight.requires_grad:
         raise ValueError("sample_weight must not require grad on the fused path; use integrations.torch.function")
-    return _FusedCrossEntropy.apply(f, y, ce, labels, sample_weight, red, block, num_warps)
+    return _FusedCrossEntropy.apply(f, y, ce, labels, sample_weight, red, block, num_warps, grad_into_logits)
 
 
 def cross_entropy_value_grad(y_true: Any, y_pred: Any, sample_weight: Any = None, reduction: str = "mean", *,
