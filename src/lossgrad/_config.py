@@ -41,11 +41,16 @@ class Config:
         the first time after installing).  The default keeps one-off small calls (the
         loss cards, ``lossgrad demo``, whose largest array has 6 700 elements) free of
         that cost; set it to 0 in a long loop over small batches.
+    output_pool_bytes:
+        Memory the fused kernels keep for their large outputs (arrays of 128 KiB and
+        more) once the arrays returned on it are gone, so that the next call's outputs
+        cost no page faults (:mod:`lossgrad.kernels._output_pool`); 0 turns this off.
     """
 
     assume_valid: bool = False
     use_kernels: bool = True
     kernel_threshold: int = 10_000
+    output_pool_bytes: int = 256 << 20
 
 
 _CONFIG: contextvars.ContextVar[Config] = contextvars.ContextVar("lossgrad_config", default=Config())

@@ -69,8 +69,8 @@ def _raise_input_error(loss: CrossEntropy, y: torch.Tensor, f: torch.Tensor, lab
     check_finite(xp, f, "y_pred")
     if labels:
         check_finite(xp, y, "y_true")
-        check_all(xp, y == torch.round(y) if y.is_floating_point() else torch.ones_like(y, dtype=torch.bool),
-                  "y_true", "integer class labels")
+        if y.is_floating_point():
+            check_all(xp, y == torch.round(y), "y_true", "integer class labels")
         ok = (y >= 0) & (y < k)
         what = f"class labels in [0, {k - 1}] (y_pred has K={k} columns)"
         if loss.ignore_index is not None:

@@ -15,6 +15,9 @@ the array-API reference otherwise.  Tests hold both equal to a few ulps.
   :func:`cross_entropy_value_grad` -- the cross-entropy kernel.
 * :mod:`lossgrad.kernels.bench` -- the benchmark suites against the peers.
 * :func:`compile_all` -- compile (or load from the on-disk cache) every kernel.
+* :func:`output_pool_bytes`, :func:`clear_output_pool` -- the memory kept for the
+  kernels' large outputs (:mod:`lossgrad.kernels._output_pool`; its size limit is
+  ``Config.output_pool_bytes``).
 
 Bad inputs raise the reference's own ValueError: the kernel counts non-finite values,
 out-of-domain labels and negative weights in the pass it makes anyway, and only when
@@ -33,6 +36,8 @@ import numpy as np
 from .. import _validation as V
 from .._config import get_config
 from ._cross_entropy import cross_entropy_value_grad
+from ._output_pool import clear as clear_output_pool
+from ._output_pool import pooled_bytes as output_pool_bytes
 from ._driver import _SPLIT_MIN, code_of, kernel, layer_threads, n_threads, run_pointwise
 from ._rowdispatch import evaluate_row, row_kernel_supports
 from ._table import POINTWISE, VALUE_ONLY, Y_MARGIN, Spec, spec_for
@@ -51,6 +56,8 @@ __all__ = [
     "VALUE_ONLY",
     "Spec",
     "n_threads",
+    "output_pool_bytes",
+    "clear_output_pool",
 ]
 
 _OPS = ("value", "grad", "hess")

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
+from . import _output_pool
 from . import _cross_entropy_narrow as _narrow
 from . import _fastmath as fm
 from ._driver import not_probability, parallel_copy, part_bounds, run_in_parts, split_plan
@@ -205,9 +206,9 @@ def cross_entropy_value_grad(
     cw = _ones(k) if class_weight is None else np.ascontiguousarray(class_weight, dtype=np.float64)
     sw = _ones(1, f.dtype) if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=f.dtype)
     ign = math.nan if ignore_index is None else float(ignore_index)  # NaN never equals a label
-    v = np.empty(n, f.dtype)
-    g = np.empty((n, k), f.dtype)
-    h = np.empty((n, k), f.dtype) if hess_diag else _ones(1, f.dtype)[:, None]
+    v = _output_pool.empty(n, f.dtype)
+    g = _output_pool.empty((n, k), f.dtype)
+    h = _output_pool.empty((n, k), f.dtype) if hess_diag else _ones(1, f.dtype)[:, None]
     rows = _narrow.rows_narrow if k <= _narrow.NARROW_MAX_CLASSES else _rows
     args = (cw, class_weight is not None, float(label_smoothing), ign, float(z_loss))
     layer, parts = split_plan(n * k, n)

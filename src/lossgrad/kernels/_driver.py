@@ -67,6 +67,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import _fastmath as fm
+from . import _output_pool
 from ._table import F_ANY, F_UNIT, FAST, FUNCTIONS, NATIVE, Y_ANY, Y_MARGIN, Y_NONNEG, Y_POS, Y_UNIT
 
 __all__ = ["run_pointwise", "run_in_parts", "not_probability", "code_of", "kernel", "N_COUNTS", "n_threads",
@@ -432,9 +433,9 @@ def run_pointwise(
     dummy = _DUMMY[dt]  # stands for an output not wanted and absent weights: the driver never touches it
     want_v, want_g, want_h = want
     given_v, given_g, given_h = out if out is not None else (None, None, None)
-    ov = (np.empty(n, dt) if given_v is None else given_v) if want_v else dummy
-    og = (np.empty(n, dt) if given_g is None else given_g) if want_g else dummy
-    oh = (np.empty(n, dt) if given_h is None else given_h) if want_h else dummy
+    ov = (_output_pool.empty(n, dt) if given_v is None else given_v) if want_v else dummy
+    og = (_output_pool.empty(n, dt) if given_g is None else given_g) if want_g else dummy
+    oh = (_output_pool.empty(n, dt) if given_h is None else given_h) if want_h else dummy
     layer, k = split_plan(n, n)
     if layer:
         parts = np.zeros((k, N_COUNTS), np.int64)

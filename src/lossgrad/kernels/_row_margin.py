@@ -59,6 +59,7 @@ from numba import njit, prange
 
 from .. import _validation as V
 from .._config import get_config
+from . import _output_pool
 from . import _fastmath as fm
 from ._driver import not_probability, parallel_copy, part_bounds, run_in_parts, split_plan
 
@@ -337,9 +338,9 @@ def launch(kernel: Callable, f: np.ndarray, y: np.ndarray, args: tuple, w: np.nd
     (N, K) or None, counts summed over the blocks: [non-finite f, invalid targets,
     invalid weights])."""
     n, k = f.shape
-    v = np.empty(n, f.dtype)
-    g = np.empty((n, k) if want_g else (1, k), f.dtype)
-    h = np.empty((n, k) if want_h else (1, k), f.dtype)
+    v = _output_pool.empty(n, f.dtype)
+    g = _output_pool.empty((n, k) if want_g else (1, k), f.dtype)
+    h = _output_pool.empty((n, k) if want_h else (1, k), f.dtype)
     sw = np.ones(1, f.dtype) if w is None else w
     layer, nt = split_plan(n * k, n)
     if layer:

@@ -75,6 +75,7 @@ from numba import njit, prange
 from .. import _validation as V
 from .._config import get_config
 from .._row import prob_tolerance
+from . import _output_pool
 from . import _fastmath as fm
 from ._cross_entropy import _row_max
 from ._driver import parallel_copy, part_bounds, run_in_parts, split_plan
@@ -319,9 +320,9 @@ def softmax_family_rows(
     yy = np.ascontiguousarray(y.reshape(n, 1) if labels else y, dtype=f.dtype)
     cw = np.ones(k) if class_weight is None else np.ascontiguousarray(class_weight, dtype=np.float64)
     sw = np.ones(1, f.dtype) if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=f.dtype)
-    v = np.empty(n, f.dtype)
-    g = np.empty((n, k) if want_grad else (n, 0), f.dtype)
-    h = np.empty((n, k) if want_hess_diag else (n, 0), f.dtype)
+    v = _output_pool.empty(n, f.dtype)
+    g = _output_pool.empty((n, k) if want_grad else (n, 0), f.dtype)
+    h = _output_pool.empty((n, k) if want_hess_diag else (n, 0), f.dtype)
     args = (cw, class_weight is not None, float(gamma), float(epsilon), bool(log_target))
     layer, nt = split_plan(n * k, n)
     if layer:  # Numba's threading layer: blocks of rows, a hand-off of 1-2 us
