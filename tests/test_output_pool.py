@@ -55,6 +55,7 @@ def test_a_view_keeps_its_chunk_in_use():
 def test_shapes_dtypes_and_small_arrays():
     m = pool.empty((200, 300), np.dtype(np.float32))
     assert m.shape == (200, 300) and m.dtype == np.float32 and m.flags.c_contiguous and m.flags.writeable
+    assert m.flags.aligned  # else Numba would compile another specialisation for it
     small = pool.empty(100, F64)
     assert small.flags.owndata  # under the floor: an ordinary array
     del m
