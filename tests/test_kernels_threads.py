@@ -208,3 +208,17 @@ def test_compile_all_builds_kernels_and_their_parallel_wrappers(monkeypatch):
         chunk = kernels.plan_for(lossgrad.Huber(), np.dtype(np.float64)).chunk
         assert (chunk in _driver._PARALLEL) == built
         assert len(_cross_entropy._PARALLEL) == (1 if built else 0)  # the few-class kernel (K = 4)
+
+
+def test_the_affinity_is_read_again_after_a_second(monkeypatch):
+    clock = [1000.0]
+    cores = [{0, 1, 2}]
+    monkeypatch.setattr(_driver.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(_driver.os, "sched_getaffinity", lambda pid: cores[0])
+    monkeypatch.setattr(_driver, "_AFFINITY", (-float("inf"), 1))
+    assert _driver.n_threads() == 3
+    cores[0] = {0}
+    clock[0] += 0.5
+    assert _driver.n_threads() == 3  # cached
+    clock[0] += 0.6
+    assert _driver.n_threads() == 1  # re-read

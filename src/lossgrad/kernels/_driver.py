@@ -56,8 +56,10 @@ Design (measured, see docs/benchmarks.md):
 
 from __future__ import annotations
 
+import math
 import os
 import threading
+import time
 import types as pytypes
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -293,13 +295,17 @@ def part_bounds(n, i, k, align):
 
 def _parallel_template(y, f, w, p, out_v, out_g, out_h, want_v, want_g, want_h, has_w, counts):
     """The serial driver ``_kernel`` over counts.shape[0] block-aligned parts, one per
-    thread of Numba's threading layer (the parts' results are independent)."""
+    thread of Numba's threading layer (the parts' results are independent); the parts'
+    counts are then summed into counts[0] (here: 0.8 us less than NumPy's sum)."""
     k = counts.shape[0]
     for i in prange(k):
         lo, hi = part_bounds(f.size, i, k, _B)
         _kernel(y[lo:hi], f[lo:hi], w[lo:hi] if has_w else w, p, out_v[lo:hi] if want_v else out_v,
                 out_g[lo:hi] if want_g else out_g, out_h[lo:hi] if want_h else out_h, want_v, want_g, want_h,
                 has_w, counts[i])
+    for i in range(1, k):
+        for j in range(counts.shape[1]):
+            counts[0, j] += counts[i, j]
 
 
 def _kernel(*args):  # pragma: no cover - bound per parallel wrapper: the serial kernel it calls
@@ -361,7 +367,19 @@ def layer_threads() -> int:
                     _LAYER_OK = numba.threading_layer() in ("omp", "tbb")
                 except Exception:  # pragma: no cover - no usable layer
                     _LAYER_OK = False
-    return min(numba.get_num_threads(), n_threads()) if _LAYER_OK else 0
+    return min(_numba_threads(), n_threads()) if _LAYER_OK else 0
+
+
+try:  # the C function behind numba.get_num_threads (0.08 us against its wrapper's 0.5 us)
+    from numba.np.ufunc.parallel import _get_num_threads as _raw_num_threads
+except ImportError:  # pragma: no cover - another Numba layout
+    _raw_num_threads = None
+
+
+def _numba_threads() -> int:
+    """numba.get_num_threads() (the calling thread's setting) once the layer is launched."""
+    k = _raw_num_threads() if _raw_num_threads is not None else 0
+    return k if k > 0 else numba.get_num_threads()
 
 
 def split_plan(size: int, rows: int) -> tuple[bool, int]:
@@ -384,12 +402,22 @@ _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
 
+_AFFINITY = (-math.inf, 1)  # (time.monotonic() of the last reading, cores)
+
+
 def n_threads() -> int:
-    """Threads the kernels use: the cores this process may run on."""
+    """Threads the kernels use: the cores this process may run on (its affinity mask,
+    read again after a second: the system call costs ~0.4 us a kernel call)."""
+    global _AFFINITY
+    now = time.monotonic()
+    if now - _AFFINITY[0] < 1.0:
+        return _AFFINITY[1]
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not on Linux
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    _AFFINITY = (now, cores)
+    return cores
 
 
 def _pool(k: int) -> ThreadPoolExecutor:
@@ -441,7 +469,7 @@ def run_pointwise(
         parts = np.zeros((k, N_COUNTS), np.int64)
         parallel_kernel(chunk)(y, f, dummy if w is None else w, params, ov, og, oh, want_v, want_g, want_h,
                                w is not None, parts)
-        counts = parts.sum(axis=0)
+        counts = parts[0]  # the wrapper summed the parts' counts there
     elif k == 1:  # small, or the user set Numba's threads to one
         counts = np.zeros(N_COUNTS, np.int64)
         chunk(y, f, dummy if w is None else w, params, ov, og, oh, want_v, want_g, want_h, w is not None, counts)
