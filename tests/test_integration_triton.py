@@ -379,3 +379,16 @@ def test_grad_into_logits_refuses_what_would_read_the_overwritten_logits():
         torch.autograd.grad(loss, logits, create_graph=True)
     strided = torch.tensor(RNG.normal(size=(K, N)), device=DEVICE, requires_grad=True).T
     assert "unit stride" in _message(lambda: lgtr.cross_entropy(y, strided, grad_into_logits=True, block=BLOCK))
+
+
+def test_without_triton_the_adapter_takes_the_generic_path(monkeypatch):
+    calls = []
+    monkeypatch.setattr(kernel, "launch", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(lgt, "_FUSED_DEVICES", ("cuda", "cpu"))
+    real_find_spec = lgt.importlib.util.find_spec
+    monkeypatch.setattr(lgt.importlib.util, "find_spec", lambda name, *a: None if name == "triton" else real_find_spec(
+        name, *a))
+    f, y = _logits().requires_grad_(), _labels({})
+    value = lgt.function("cross_entropy")(y, f)
+    assert not calls
+    _close(value, F.cross_entropy(f, y).detach().cpu().numpy(), 1e-12)
