@@ -31,126 +31,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
-from collections.abc import Callable
-from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 if "--smoke" in sys.argv and not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"  # before Triton is imported: the kernel on CPU tensors
 
-from lossgrad.integrations import triton as lgtr
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def _timed(fn: Callable[[], Any], device: str) -> float:
-    """Milliseconds of one call."""
-    if device == "cuda":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end)
-    t = time.perf_counter()
-    fn()
-    return 1e3 * (time.perf_counter() - t)
-
-
-def copy_rate_gbs(device: str, nbytes: int) -> float:
-    """Device-to-device copy rate, bytes read plus bytes written per second (median of 10)."""
-    src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).fill_(1.0)
-    dst = torch.empty_like(src)
-    for _ in range(3):
-        dst.copy_(src)
-    _sync(device)
-    ms = statistics.median(_timed(lambda: dst.copy_(src), device) for _ in range(10))
-    return 2 * nbytes / (ms * 1e-3) / 1e9
-
-
-def implementations(smoke: bool) -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
-    def run(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[..., torch.Tensor]:
-        def call(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            (g,) = torch.autograd.grad(loss_fn(f, y), f)
-            return g
-
-        return call
-
-    block = 16 if smoke else None
-    out = {
-        "lossgrad": run(lambda f, y: lgtr.cross_entropy(y, f, block=block)),
-        "lossgrad in place": run(lambda f, y: lgtr.cross_entropy(y, f, grad_into_logits=True, block=block)),
-        "eager": run(lambda f, y: F.cross_entropy(f, y)),
-    }
-    if not smoke:
-        out["compile"] = run(torch.compile(lambda f, y: F.cross_entropy(f, y)))
-        try:
-            from liger_kernel.transformers.functional import liger_cross_entropy
-        except ImportError:
-            print("liger: not installed (pip install liger-kernel), left out")
-        else:
-            out["liger"] = run(lambda f, y: liger_cross_entropy(f, y))
-    return out
-
-
-OVERWRITES_LOGITS = ("lossgrad in place", "liger")  # these get fresh logits for every call
-
-
-def measure(rows: int, vocab: int, dtype: torch.dtype, repeat: int, device: str, copy_gbs: float,
-            smoke: bool) -> list[str]:
-    gen = torch.Generator(device=device).manual_seed(0)
-    base = torch.randn(rows, vocab, generator=gen, device=device, dtype=torch.float32).mul_(2.0).to(dtype)
-    y = torch.randint(0, vocab, (rows,), generator=gen, device=device)
-    impls = implementations(smoke)
-    reference = impls["eager"](base.clone().requires_grad_(), y).float()
-    shared = base.clone().requires_grad_()
-
-    def logits(name: str) -> torch.Tensor:
-        return base.clone().requires_grad_() if name in OVERWRITES_LOGITS else shared
-
-    diffs = {}
-    for name, fn in impls.items():  # correctness, then two more warm-up calls
-        diffs[name] = float((fn(logits(name), y).float() - reference).abs().max())
-        for _ in range(2):
-            fn(logits(name), y)
-    times: dict[str, list[float]] = {name: [] for name in impls}
-    for _ in range(repeat):
-        for name, fn in impls.items():
-            f = logits(name)
-            times[name].append(_timed(lambda fn=fn, f=f: fn(f, y), device))
-            del f
-    del reference
-    lines = []
-    eager_ms = statistics.median(times["eager"])
-    for name, fn in impls.items():
-        peak = float("nan")
-        if device == "cuda":
-            f = logits(name)
-            _sync(device)
-            before = torch.cuda.memory_allocated()
-            torch.cuda.reset_peak_memory_stats()
-            g = fn(f, y)
-            _sync(device)
-            peak = (torch.cuda.max_memory_allocated() - before) / 2**20
-            del g, f
-        ms = statistics.median(times[name])
-        gbs = 2 * rows * vocab * base.element_size() / (ms * 1e-3) / 1e9
-        share = 100 * gbs / copy_gbs if copy_gbs else float("nan")
-        lines.append(
-            f"| {str(dtype).removeprefix('torch.')} | {rows}x{vocab} | {name} | {ms:.3f} | {peak:.0f} | {gbs:.0f} "
-            f"| {share:.0f}% | {eager_ms / ms:.2f}x | {diffs[name]:.1e} |"
-        )
-    return lines
+from lossgrad.integrations._triton_bench import DTYPES, run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -161,21 +49,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU through Triton's interpreter")
     args = parser.parse_args(argv)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.smoke:
         args.rows, args.vocab, args.repeat = 4, [40], 2
-    elif device != "cuda":
+    elif not torch.cuda.is_available():
         raise SystemExit("no CUDA device: this benchmark needs a GPU (or --smoke for a tiny run in the interpreter)")
-    name = torch.cuda.get_device_name() if device == "cuda" else "CPU (Triton interpreter)"
-    copy_gbs = copy_rate_gbs(device, 2**31 if device == "cuda" else 2**22)
-    print(f"device: {name}; torch {torch.__version__}; copy rate {copy_gbs:.0f} GB/s (read + write)")
-    print("| dtype | rows x V | implementation | ms | peak MiB | GB/s at the floor | of copy rate | eager / this "
-          "| max abs grad diff vs eager |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for dtype in args.dtypes:
-        for vocab in args.vocab:
-            for line in measure(args.rows, vocab, DTYPES[dtype], args.repeat, device, copy_gbs, args.smoke):
-                print(line, flush=True)
+    run(args.rows, args.vocab, args.dtypes, args.repeat, smoke=args.smoke, log=lambda line: print(line, flush=True))
 
 
 if __name__ == "__main__":

@@ -392,3 +392,26 @@ def test_without_triton_the_adapter_takes_the_generic_path(monkeypatch):
     value = lgt.function("cross_entropy")(y, f)
     assert not calls
     _close(value, F.cross_entropy(f, y).detach().cpu().numpy(), 1e-12)
+
+
+@pytest.mark.skipif(ON_GPU, reason="the message of a machine without a GPU")
+def test_lossgrad_bench_gpu_explains_what_it_needs(monkeypatch):
+    from typer.testing import CliRunner
+
+    from lossgrad.cli import app
+
+    res = CliRunner().invoke(app, ["bench", "--gpu"])
+    assert res.exit_code == 1 and "needs a CUDA device" in res.output
+    real_find_spec = lgt.importlib.util.find_spec
+    monkeypatch.setattr(lgt.importlib.util, "find_spec", lambda name, *a: None if name == "triton" else real_find_spec(
+        name, *a))
+    res = CliRunner().invoke(app, ["bench", "--gpu"])
+    assert res.exit_code == 1 and "needs triton" in res.output
+
+
+def test_the_benchmark_module_runs_in_process():
+    from lossgrad.integrations import _triton_bench
+
+    lines = _triton_bench.run(3, [20], ["fp32"], 1, smoke=True, log=lambda line: None)
+    rows = [ln for ln in lines if ln.startswith("| float32")]
+    assert [r.split("|")[3].strip() for r in rows] == ["lossgrad", "lossgrad in place", "eager"]
