@@ -25,6 +25,7 @@ row sums; :mod:`lossgrad.integrations.triton` turns them into lossgrad's errors.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -147,6 +148,13 @@ def accumulator(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+@functools.lru_cache(maxsize=256)
+def _params(eps: float, z_loss: float, weight_total: float, device: torch.device, acc: torch.dtype) -> torch.Tensor:
+    """The kernel's float parameters on the device (kept: a host-to-device copy per call
+    costs more than a small launch)."""
+    return torch.tensor([eps, z_loss, weight_total], dtype=acc, device=device)
+
+
 def launch(
     f: torch.Tensor,
     y: torch.Tensor,
@@ -185,7 +193,7 @@ def launch(
     if block & (block - 1):
         raise ValueError(f"block must be a power of two, got {block}")
     grid = (n,)
-    params = torch.tensor([eps, z_loss, weight_total], dtype=acc, device=f.device)
+    params = _params(float(eps), float(z_loss), float(weight_total), f.device, acc)
     if n == 0:
         return loss_rows, g, status, qsum
     dummy: Any = f
