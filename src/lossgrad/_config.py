@@ -45,6 +45,8 @@ class Config:
         Memory the fused kernels keep for their large outputs (arrays of 128 KiB and
         more) once the arrays returned on it are gone, so that the next call's outputs
         cost no page faults (:mod:`lossgrad.kernels._output_pool`); 0 turns this off.
+        Up to this much memory can stay allocated after the arrays are gone;
+        ``lossgrad.kernels.clear_output_pool()`` hands the free part back.
     """
 
     assume_valid: bool = False
