@@ -2,6 +2,7 @@
 
     python benchmarks/bench_gpu_cross_entropy.py [--rows 16384] [--vocab 4096 32768 131072]
                                                   [--dtypes fp32 bf16] [--repeat 20]
+    python benchmarks/bench_gpu_cross_entropy.py --tune      # also lossgrad at 12 launch configurations
     python benchmarks/bench_gpu_cross_entropy.py --smoke     # no GPU: tiny sizes, Triton's interpreter
 
 Each implementation computes the mean softmax cross-entropy of (rows, V) logits against
@@ -48,12 +49,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=sorted(DTYPES))
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU through Triton's interpreter")
+    parser.add_argument("--tune", action="store_true",
+                        help="also time lossgrad at block 1024-8192 x warps 4-16 (the launch configuration)")
     args = parser.parse_args(argv)
+    configs = tuple((b, w) for b in (1024, 2048, 4096, 8192) for w in (4, 8, 16)) if args.tune else ()
+    if args.smoke and args.tune:
+        configs = ((16, 1), (32, 2))
     if args.smoke:
         args.rows, args.vocab, args.repeat = 4, [40], 2
     elif not torch.cuda.is_available():
         raise SystemExit("no CUDA device: this benchmark needs a GPU (or --smoke for a tiny run in the interpreter)")
-    run(args.rows, args.vocab, args.dtypes, args.repeat, smoke=args.smoke, log=lambda line: print(line, flush=True))
+    run(args.rows, args.vocab, args.dtypes, args.repeat, smoke=args.smoke, log=lambda line: print(line, flush=True),
+        configs=configs)
 
 
 if __name__ == "__main__":

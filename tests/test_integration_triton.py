@@ -412,6 +412,8 @@ def test_lossgrad_bench_gpu_explains_what_it_needs(monkeypatch):
 def test_the_benchmark_module_runs_in_process():
     from lossgrad.integrations import _triton_bench
 
-    lines = _triton_bench.run(3, [20], ["fp32"], 1, smoke=True, log=lambda line: None)
+    lines = _triton_bench.run(3, [20], ["fp32"], 1, smoke=True, log=lambda line: None, configs=((32, 2),))
     rows = [ln for ln in lines if ln.startswith("| float32")]
-    assert [r.split("|")[3].strip() for r in rows] == ["lossgrad", "lossgrad in place", "eager"]
+    names = [r.split("|")[3].strip() for r in rows]
+    assert names == ["lossgrad", "lossgrad in place", "eager", "lossgrad block=32 warps=2"]
+    assert all(float(r.strip("|").split("|")[-1]) < 1e-5 for r in rows)  # each equals eager's gradient

@@ -60,7 +60,9 @@ def copy_rate_gbs(device: str, nbytes: int) -> float:
     return 2 * nbytes / (ms * 1e-3) / 1e9
 
 
-def implementations(smoke: bool) -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+def implementations(smoke: bool, configs: tuple[tuple[int, int], ...] = ()
+                    ) -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+    """The timed callables; ``configs``: extra lossgrad entries, one per (block, num_warps)."""
     def run(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[..., torch.Tensor]:
         def call(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             (g,) = torch.autograd.grad(loss_fn(f, y), f)
@@ -74,6 +76,9 @@ def implementations(smoke: bool) -> dict[str, Callable[[torch.Tensor, torch.Tens
         "lossgrad in place": run(lambda f, y: lgtr.cross_entropy(y, f, grad_into_logits=True, block=block)),
         "eager": run(lambda f, y: F.cross_entropy(f, y)),
     }
+    for b, w in configs:
+        out[f"lossgrad block={b} warps={w}"] = run(
+            lambda f, y, b=b, w=w: lgtr.cross_entropy(y, f, block=b, num_warps=w))
     if not smoke:
         out["compile"] = run(torch.compile(lambda f, y: F.cross_entropy(f, y)))
         try:
@@ -89,11 +94,11 @@ OVERWRITES_LOGITS = ("lossgrad in place", "liger")  # these get fresh logits for
 
 
 def measure(rows: int, vocab: int, dtype: torch.dtype, repeat: int, device: str, copy_gbs: float,
-            smoke: bool) -> list[str]:
+            smoke: bool, configs: tuple[tuple[int, int], ...] = ()) -> list[str]:
     gen = torch.Generator(device=device).manual_seed(0)
     base = torch.randn(rows, vocab, generator=gen, device=device, dtype=torch.float32).mul_(2.0).to(dtype)
     y = torch.randint(0, vocab, (rows,), generator=gen, device=device)
-    impls = implementations(smoke)
+    impls = implementations(smoke, configs)
     reference = impls["eager"](base.clone().requires_grad_(), y).float()
     shared = base.clone().requires_grad_()
 
@@ -136,10 +141,11 @@ def measure(rows: int, vocab: int, dtype: torch.dtype, repeat: int, device: str,
 
 
 def run(rows: int, vocab: list[int], dtypes: list[str], repeat: int, smoke: bool = False,
-        log: Callable[[str], Any] = print) -> list[str]:
+        log: Callable[[str], Any] = print, configs: tuple[tuple[int, int], ...] = ()) -> list[str]:
     """Run the benchmark, passing each line of the Markdown table to ``log``; returns them.
     ``smoke``: a tiny run on the CPU (the kernel through Triton's interpreter, which must
-    have been switched on with TRITON_INTERPRET=1 before Triton was imported)."""
+    have been switched on with TRITON_INTERPRET=1 before Triton was imported).
+    ``configs``: (block, num_warps) pairs timed as extra lossgrad rows (tuning)."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device != "cuda" and not smoke:
         raise RuntimeError("no CUDA device: the GPU benchmark needs one")
@@ -153,7 +159,7 @@ def run(rows: int, vocab: list[int], dtypes: list[str], repeat: int, smoke: bool
         log(line)
     for dtype in dtypes:
         for v in vocab:
-            for line in measure(rows, v, DTYPES[dtype], repeat, device, copy_gbs, smoke):
+            for line in measure(rows, v, DTYPES[dtype], repeat, device, copy_gbs, smoke, configs):
                 log(line)
                 lines.append(line)
     return lines
