@@ -152,6 +152,26 @@ def test_row_kernel_declines_what_it_does_not_serve():
 
 @pytest.mark.parametrize("n,k", [(3000, 64), (20011, 10)])
 @pytest.mark.parametrize("path", ["threading layer", "python threads"])
+def test_row_kernel_threads_see_a_bad_value_in_the_last_part(n, k, path, monkeypatch):
+    """The parts' counts are summed (in the threading layer's wrapper, or after the Python
+    threads): a NaN in the last row still raises the reference's error."""
+    from lossgrad.kernels import _driver
+
+    if path == "threading layer":
+        monkeypatch.setattr(_driver, "layer_threads", lambda: 3)
+    else:
+        monkeypatch.setattr(_driver, "layer_threads", lambda: 0)
+        monkeypatch.setattr(_driver, "n_threads", lambda: 2)
+    rng = np.random.default_rng(4)
+    f = rng.normal(0, 3, (n, k))
+    f[-1, -1] = np.nan
+    y = rng.integers(0, k, n)
+    with pytest.raises(ValueError, match="y_pred contains 1 NaN"):
+        kernels.evaluate_row(lossgrad.CrossEntropy(), ("value", "grad"), y, f, None)
+
+
+@pytest.mark.parametrize("n,k", [(3000, 64), (20011, 10)])
+@pytest.mark.parametrize("path", ["threading layer", "python threads"])
 def test_row_kernel_threads_and_inputs_not_mutated(n, k, path, monkeypatch):
     from lossgrad.kernels import _driver
 

@@ -61,7 +61,7 @@ from .. import _validation as V
 from .._config import get_config
 from . import _output_pool
 from . import _fastmath as fm
-from ._driver import not_probability, parallel_copy, part_bounds, run_in_parts, split_plan
+from ._driver import not_probability, parallel_copy, part_bounds, run_in_parts, split_plan, sum_parts
 
 __all__ = ["KERNELS", "row_inputs", "launch", "finish"]
 
@@ -303,13 +303,15 @@ def _kernel(*args):  # pragma: no cover - bound per parallel wrapper: the serial
 
 
 def _parallel_template(f, y, args, sw, has_sw, v, g, want_g, counts):
-    """``_kernel`` over counts.shape[0] blocks of rows, one per thread of Numba's layer."""
+    """``_kernel`` over counts.shape[0] blocks of rows, one per thread of Numba's layer;
+    the counts summed into counts[0]."""
     k = counts.shape[0]
     for i in prange(k):
         lo, hi = part_bounds(f.shape[0], i, k, 1)
         swi = sw[lo:hi] if has_sw else sw  # (Numba: no conditional expressions in a call with *args)
         gi = g[lo:hi] if want_g else g
         _kernel(f[lo:hi], y[lo:hi], *args, swi, has_sw, v[lo:hi], gi, want_g, counts[i])
+    sum_parts(counts)
 
 
 def _parallel_template_h(f, y, args, sw, has_sw, v, g, h, want_g, want_h, counts):
@@ -321,6 +323,7 @@ def _parallel_template_h(f, y, args, sw, has_sw, v, g, h, want_g, want_h, counts
         gi = g[lo:hi] if want_g else g
         hh = h[lo:hi] if want_h else h
         _kernel(f[lo:hi], y[lo:hi], *args, swi, has_sw, v[lo:hi], gi, hh, want_g, want_h, counts[i])
+    sum_parts(counts)
 
 
 _PARALLEL: dict[Any, Any] = {}
@@ -350,7 +353,7 @@ def launch(kernel: Callable, f: np.ndarray, y: np.ndarray, args: tuple, w: np.nd
         else:
             parallel_copy(_parallel_template_h, kernel, _PARALLEL_H)(f, y, args, sw, w is not None, v, g, h, want_g,
                                                                      want_h, counts)
-        return v, g, (h if want_h else None), counts.sum(axis=0)
+        return v, g, (h if want_h else None), counts[0]  # summed by the wrapper
     counts = np.zeros((nt, 3), np.int64)
 
     def run(t: int, lo: int, hi: int) -> None:

@@ -78,7 +78,7 @@ from .._row import prob_tolerance
 from . import _output_pool
 from . import _fastmath as fm
 from ._cross_entropy import _row_max
-from ._driver import parallel_copy, part_bounds, run_in_parts, split_plan
+from ._driver import parallel_copy, part_bounds, run_in_parts, split_plan, sum_parts
 from ._row_softmax_probs import focal_probs, kl_probs, poly1_probs
 
 __all__ = ["KERNELS", "softmax_family_rows", "FOCAL", "POLY1", "KL"]
@@ -287,12 +287,13 @@ def _kernel(*args):  # pragma: no cover - bound per parallel wrapper: _rows
 def _parallel_template(kind, f, y, labels, cw, weighted, gamma, eps, log_target, sw, has_sw, ptol, want_g, want_h,
                        v_out, g_out, h_out, counts):
     """``_kernel`` (:func:`_rows`) over counts.shape[0] blocks of rows, one per thread of
-    Numba's threading layer (see :mod:`._driver`)."""
+    Numba's threading layer (see :mod:`._driver`); the counts summed into counts[0]."""
     k = counts.shape[0]
     for i in prange(k):
         lo, hi = part_bounds(f.shape[0], i, k, 1)
         _kernel(kind, f[lo:hi], y[lo:hi], labels, cw, weighted, gamma, eps, log_target, sw[lo:hi] if has_sw else sw,
                 has_sw, ptol, want_g, want_h, v_out[lo:hi], g_out[lo:hi], h_out[lo:hi], counts[i])
+    sum_parts(counts)
 
 
 _PARALLEL: dict[Any, Any] = {}
@@ -330,7 +331,7 @@ def softmax_family_rows(
         parallel_copy(_parallel_template, _rows, _PARALLEL)(
             kind, f, yy, labels, *args, sw, sample_weight is not None, float(prob_tol), want_grad, want_hess_diag,
             v, g, h, counts)
-        return v, (g if want_grad else None), (h if want_hess_diag else None), counts.sum(axis=0)
+        return v, (g if want_grad else None), (h if want_hess_diag else None), counts[0]  # summed by the wrapper
     counts = np.zeros((nt, 3), np.int64)
 
     def run(i: int, lo: int, hi: int) -> None:
