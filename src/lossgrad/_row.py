@@ -193,15 +193,7 @@ class RowLoss(Loss):
 
     def _prepare(self, y_true: Any, y_pred: Any, sample_weight: Any) -> tuple[Any, RowTarget, Array, Array | None]:
         xp, f, _ = V.as_prediction(y_pred, name="y_pred")
-        if f.ndim != 2:
-            raise ValueError(
-                f"y_pred must be 2-dimensional (N samples, K classes) for the row loss {self.name}, "
-                f"got shape {tuple(f.shape)}"
-            )
-        n, k = int(f.shape[0]), int(f.shape[1])
-        if k < self.min_classes:
-            raise ValueError(f"y_pred must have at least {self.min_classes} columns (classes), got shape {(n, k)}")
-        self._check_classes(k)
+        n, k = self._check_prediction_shape(tuple(f.shape))
         check = not get_config().assume_valid
         if check:
             V.check_finite(xp, f, "y_pred")
@@ -212,32 +204,49 @@ class RowLoss(Loss):
         elif y.ndim == 2:
             t = self._prob_target(xp, y, f, check)
         else:
-            raise ValueError(
-                f"y_true must be (N,) class labels or (N, K) probabilities, got shape {tuple(y.shape)} "
-                f"for y_pred of shape {(n, k)}"
-            )
+            raise ValueError(self._target_ndim_message(tuple(y.shape), (n, k)))
         w = V.as_sample_weight(sample_weight, xp, (n,), f)
         return xp, t, f, w
 
-    def _label_target(self, xp: Any, y: Array, f: Array, check: bool) -> RowTarget:
-        n, k = int(f.shape[0]), int(f.shape[1])
+    # --- shape checks (also used by the GPU path, lossgrad.integrations.triton) ----------
+    def _check_prediction_shape(self, shape: tuple[int, ...]) -> tuple[int, int]:
+        """(N, K) of a y_pred of this shape, or the ValueError naming what is expected."""
+        if len(shape) != 2:
+            raise ValueError(
+                f"y_pred must be 2-dimensional (N samples, K classes) for the row loss {self.name}, got shape {shape}"
+            )
+        n, k = int(shape[0]), int(shape[1])
+        if k < self.min_classes:
+            raise ValueError(f"y_pred must have at least {self.min_classes} columns (classes), got shape {(n, k)}")
+        self._check_classes(k)
+        return n, k
+
+    def _check_label_shape(self, shape: tuple[int, ...], n: int, k: int) -> None:
         if not self.accepts_labels:
             raise ValueError(
                 f"{self.name} needs y_true of shape (N, K) = {(n, k)} (one row per sample), got class labels "
-                f"of shape {tuple(y.shape)}"
+                f"of shape {shape}"
             )
-        if int(y.shape[0]) != n:
-            raise ValueError(f"y_true has {int(y.shape[0])} labels but y_pred has {n} rows")
+        if int(shape[0]) != n:
+            raise ValueError(f"y_true has {int(shape[0])} labels but y_pred has {n} rows")
+
+    def _check_probability_shape(self, shape: tuple[int, ...], f_shape: tuple[int, int]) -> None:
+        if not self.accepts_probabilities:
+            raise ValueError(f"{self.name} takes class labels of shape (N,), got y_true of shape {shape}")
+        if shape != f_shape:
+            raise ValueError(f"y_true probabilities must have the shape of y_pred {f_shape}, got {shape}")
+
+    @staticmethod
+    def _target_ndim_message(shape: tuple[int, ...], f_shape: tuple[int, int]) -> str:
+        return (f"y_true must be (N,) class labels or (N, K) probabilities, got shape {shape} "
+                f"for y_pred of shape {f_shape}")
+
+    def _label_target(self, xp: Any, y: Array, f: Array, check: bool) -> RowTarget:
+        n, k = int(f.shape[0]), int(f.shape[1])
+        self._check_label_shape(tuple(y.shape), n, k)
         ignore = getattr(self, "ignore_index", None)
         if check:
-            V.check_finite(xp, y, "y_true")
-            V.check_all(xp, y == xp.round(y), "y_true", "integer class labels")
-            ok = (y >= 0) & (y < k)
-            what = f"class labels in [0, {k - 1}] (y_pred has K={k} columns)"
-            if ignore is not None:
-                ok = ok | (y == ignore)
-                what += f" or ignore_index={ignore}"
-            V.check_all(xp, ok, "y_true", what)
+            check_labels(xp, y, k, ignore)
         keep = None
         if ignore is not None:
             mask = y == ignore
@@ -249,12 +258,7 @@ class RowLoss(Loss):
         return RowTarget(Y=Y, labels=y, keep=keep, raw=y)
 
     def _prob_target(self, xp: Any, y: Array, f: Array, check: bool) -> RowTarget:
-        if not self.accepts_probabilities:
-            raise ValueError(f"{self.name} takes class labels of shape (N,), got y_true of shape {tuple(y.shape)}")
-        if tuple(y.shape) != tuple(f.shape):
-            raise ValueError(
-                f"y_true probabilities must have the shape of y_pred {tuple(f.shape)}, got {tuple(y.shape)}"
-            )
+        self._check_probability_shape(tuple(y.shape), tuple(f.shape))
         if check:
             V.check_finite(xp, y, "y_true")
             self._check_probabilities(xp, y)
@@ -332,6 +336,20 @@ def _fused_row_kernel(loss: RowLoss, ops: tuple[str, ...], y_true: Any, y_pred: 
 
 
 _kernels: Any = None  # lossgrad.kernels once imported
+
+
+def check_labels(xp: Any, y: Array, k: int, ignore: int | None) -> None:
+    """y_true holds finite integer class labels in [0, k), or ``ignore`` (integer dtypes
+    skip the finiteness and integrality checks, which they pass by construction)."""
+    if xp.isdtype(y.dtype, "real floating"):
+        V.check_finite(xp, y, "y_true")
+        V.check_all(xp, y == xp.round(y), "y_true", "integer class labels")
+    ok = (y >= 0) & (y < k)
+    what = f"class labels in [0, {k - 1}] (y_pred has K={k} columns)"
+    if ignore is not None:
+        ok = ok | (y == ignore)
+        what += f" or ignore_index={ignore}"
+    V.check_all(xp, ok, "y_true", what)
 
 
 def check_simplex_rows(xp: Any, p: Array, name: str) -> None:

@@ -38,8 +38,8 @@ import torch
 
 from .._config import get_config
 from .._core import Reduction
-from .._row import prob_tolerance
-from .._validation import check_all, check_finite
+from .._row import check_labels, check_simplex_rows, prob_tolerance
+from .._validation import check_finite
 from ..losses.multiclass import CrossEntropy
 from . import _triton_ce as kernel
 from .torch import _check_pred, _Grad, _target, _weights, as_loss
@@ -65,46 +65,31 @@ def _xp() -> Any:
 
 def _raise_input_error(loss: CrossEntropy, y: torch.Tensor, f: torch.Tensor, labels: bool) -> None:
     """The reference's error for what the kernel's status words flagged (error path only)."""
-    xp, k = _xp(), f.shape[1]
+    xp = _xp()
     check_finite(xp, f, "y_pred")
     if labels:
-        check_finite(xp, y, "y_true")
-        if y.is_floating_point():
-            check_all(xp, y == torch.round(y), "y_true", "integer class labels")
-        ok = (y >= 0) & (y < k)
-        what = f"class labels in [0, {k - 1}] (y_pred has K={k} columns)"
-        if loss.ignore_index is not None:
-            ok = ok | (y == loss.ignore_index)
-            what += f" or ignore_index={loss.ignore_index}"
-        check_all(xp, ok, "y_true", what)
+        check_labels(xp, y, f.shape[1], loss.ignore_index)
     else:
-        from .._row import check_simplex_rows
-
         check_finite(xp, y, "y_true")
         check_simplex_rows(xp, y, "y_true")
 
 
 def _inputs(loss: CrossEntropy, y_true: Any, y_pred: Any) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """(logits, targets, are they labels?) after the reference's shape checks (no pass over the values)."""
     f = _check_pred(loss, y_pred)
-    n, k = f.shape
-    if k < loss.min_classes:
-        raise ValueError(f"y_pred must have at least {loss.min_classes} columns (classes), got shape {(n, k)}")
-    loss._check_classes(k)
+    n, k = loss._check_prediction_shape(tuple(f.shape))
     y = _target(y_true, f)
     if y.ndim == 1:
-        if y.shape[0] != n:
-            raise ValueError(f"y_true has {y.shape[0]} labels but y_pred has {n} rows")
+        loss._check_label_shape(tuple(y.shape), n, k)
         return f, y, True
     if y.ndim == 2:
         if not y.is_floating_point():
             y = y.to(f.dtype)
         if loss.ignore_index is not None:
             loss._prob_target(None, y, f, False)  # raises: ignore_index needs labels
-        if tuple(y.shape) != tuple(f.shape):
-            raise ValueError(f"y_true probabilities must have the shape of y_pred {tuple(f.shape)}, got {tuple(y.shape)}")
+        loss._check_probability_shape(tuple(y.shape), (n, k))
         return f, y, False
-    raise ValueError(f"y_true must be (N,) class labels or (N, K) probabilities, got shape {tuple(y.shape)} "
-                     f"for y_pred of shape {(n, k)}")
+    raise ValueError(loss._target_ndim_message(tuple(y.shape), (n, k)))
 
 
 def _fused(loss: CrossEntropy, y: torch.Tensor, f: torch.Tensor, labels: bool, sample_weight: Any,
