@@ -141,34 +141,37 @@ def test_padding_equals_truncation():
 def _torch_reference(loss, s, r, m):
     """Each loss written independently with torch ops; the gradient comes from autograd."""
     st = torch.tensor(s, requires_grad=True)
+    val = torch_value(loss, st, r, m)
+    val.sum().backward()
+    return val.detach().numpy(), st.grad.numpy()
+
+
+def torch_value(loss, st, r, m):
+    """Per-list values of ``loss`` at the scores tensor ``st``, in torch ops (no lossgrad)."""
     rt = torch.tensor(np.where(m, r, 0.0))
     mt = torch.tensor(m)
     neg = torch.tensor(-1e300, dtype=torch.float64)
+    n_items = st.shape[1]
     if isinstance(loss, ListNet):
         logp = torch.log_softmax(torch.where(mt, st, neg), dim=-1)
         q = torch.softmax(torch.where(mt, rt, neg), dim=-1)
-        val = -(q * torch.where(mt, logp, torch.zeros_like(logp))).sum(-1)
-    elif isinstance(loss, RankNet):
+        return -(q * torch.where(mt, logp, torch.zeros_like(logp))).sum(-1)
+    if isinstance(loss, RankNet):
         d = st[:, :, None] - st[:, None, :]
         pair = (rt[:, :, None] > rt[:, None, :]) & mt[:, :, None] & mt[:, None, :]
-        terms = torch.nn.functional.softplus(-loss.sigma * d) * pair
-        val = terms.sum((-1, -2))
-        if loss.normalize:
-            val = val / pair.sum((-1, -2)).clamp_min(1)
-    elif isinstance(loss, ApproxNDCG):
+        val = (torch.nn.functional.softplus(-loss.sigma * d) * pair).sum((-1, -2))
+        return val / pair.sum((-1, -2)).clamp_min(1) if loss.normalize else val
+    if isinstance(loss, ApproxNDCG):
         t = loss.temperature
-        eye = torch.eye(s.shape[1], dtype=torch.bool)
+        eye = torch.eye(n_items, dtype=torch.bool)
         pm = ~eye & mt[:, :, None] & mt[:, None, :]
         ranks = 1 + (torch.sigmoid((st[:, None, :] - st[:, :, None]) / t) * pm).sum(-1)
         gains = (2.0**rt - 1) * mt
         dcg = (gains / torch.log2(1 + ranks)).sum(-1)
         ideal = torch.sort(gains, dim=-1, descending=True).values
-        disc = torch.log2(torch.arange(2, s.shape[1] + 2, dtype=torch.float64))
-        val = -dcg / (ideal / disc).sum(-1)
-    else:  # pragma: no cover
-        raise AssertionError(loss)
-    val.sum().backward()
-    return val.detach().numpy(), st.grad.numpy()
+        disc = torch.log2(torch.arange(2, n_items + 2, dtype=torch.float64))
+        return -dcg / (ideal / disc).sum(-1)
+    raise AssertionError(loss)  # pragma: no cover
 
 
 @pytest.mark.parametrize("loss", [i for i in INSTANCES if not isinstance(i, XENDCG)], ids=repr)

@@ -9,12 +9,24 @@ Every list needs at least 2 real items.
 
 ``value`` is one number per list, ``grad`` returns ``{"scores": array}``, the gradient
 of sum_l w_l value_l.  Every softmax is computed with the max shift over the real items
-only, every log-sigmoid through a stable softplus.  The Hessian is not provided.
+only, every log-sigmoid through a stable softplus.
+
+Second derivatives, exact and in closed form: lists do not interact, so the Hessian of
+sum_l w_l value_l w.r.t. the scores is block diagonal with one (list_len, list_len)
+block per list.  ``hess`` returns the blocks ``{"scores": (n_lists, L, L)}``,
+``hess_diag`` their diagonals ``{"scores": (n_lists, L)}`` (what a boosting engine
+takes per document), ``grad_hess_diag`` both first- and second-order parts in one
+pass, and ``hvp(v)`` the product with a direction ``{"scores": (n_lists, L)}`` without
+forming the blocks.  Rows and columns of padded items are 0.  Two shapes recur:
+
+* softmax: d^2/ds^2 of -sum_i t_i log softmax(s)_i with sum_i t_i = 1 is
+  diag(p) - p p^T (ListNet, XE-NDCG; independent of the target t);
+* pairwise: a sum over pairs of c_ij (e_i - e_j)(e_i - e_j)^T is the graph Laplacian
+  diag(A 1) - A of the symmetric weights A = C + C^T (RankNet; half of ApproxNDCG).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -23,124 +35,25 @@ import numpy as np
 
 from .. import _validation as V
 from .. import _xp
-from .._batch import BatchLoss
 from .._config import get_config
 from .._props import Basis, Formula, Props
 from .._registry import register
+from ._ranking_base import LN2 as _LN2
+from ._ranking_base import RankingLoss, diag_embed, laplacian_second, masked_softmax, same_shape, softmax_second
 
 __all__ = ["ListNet", "RankNet", "XENDCG", "ApproxNDCG"]
-
-_LN2 = math.log(2.0)
-
-
-class _RankingLoss(BatchLoss):
-    """Shared input handling of the list losses."""
-
-    inputs: ClassVar[tuple[str, ...]] = ("scores", "relevance", "mask")
-    differentiable: ClassVar[tuple[str, ...]] = ("scores",)
-    _optional_inputs: ClassVar[tuple[str, ...]] = ("mask",)
-
-    def _prepare(self, inputs: dict[str, Any], sample_weight: Any) -> tuple[Any, dict[str, Any], Any]:
-        xp, s, _ = V.as_prediction(inputs["scores"], "scores")
-        if s.ndim != 2:
-            raise ValueError(f"scores must be 2-dimensional (n_lists, list_len), got shape {tuple(s.shape)}")
-        rel = _same_shape(xp, inputs["relevance"], s, "relevance", s.dtype)
-        mask = inputs.get("mask")
-        if mask is None:
-            mb = xp.ones(s.shape, dtype=xp.bool, device=array_api_compat.device(s))
-        else:
-            mb = _same_shape(xp, mask, s, "mask", None)
-            if not xp.isdtype(mb.dtype, "bool"):
-                raise TypeError(f"mask must be a boolean array (True = real item, False = padding), got dtype {mb.dtype}")
-        counts = xp.sum(xp.astype(mb, xp.int64), axis=-1)
-        if not bool(xp.all(counts >= 2)):
-            bad = np.flatnonzero(np.asarray(array_api_compat.to_device(counts, "cpu")) < 2).tolist()
-            raise ValueError(
-                f"scores: list(s) {bad[:10]} have fewer than 2 real items (list_len={s.shape[1]}, after mask); "
-                "a ranking loss needs lists of length >= 2"
-            )
-        zero = xp.zeros_like(s)
-        V.check_finite(xp, xp.where(mb, s, zero), "scores")
-        relv = xp.where(mb, rel, zero)
-        V.check_finite(xp, relv, "relevance")
-        V.check_all(xp, relv >= 0, "relevance", "non-negative graded relevance on real (unmasked) items")
-        data = {"s": s, "rel": relv, "mb": mb}
-        data.update(self._extra(xp, inputs, s, mb))
-        w = V.as_sample_weight(sample_weight, xp, (s.shape[0],), s)
-        return xp, data, w
-
-    def _extra(self, xp: Any, inputs: dict[str, Any], s: Any, mb: Any) -> dict[str, Any]:
-        return {}
-
-    def _value(self, xp: Any, data: dict[str, Any]) -> Any:
-        return self._vg(xp, data)[0]
-
-    def _value_grad(self, xp: Any, data: dict[str, Any], w: Any) -> tuple[Any, dict[str, Any]]:
-        value, g = self._vg(xp, data)
-        if w is None:
-            return value, {"scores": g}
-        return value * w, {"scores": g * w[:, None]}
-
-    def _vg(self, xp: Any, data: dict[str, Any]) -> tuple[Any, Any]:
-        """(per-list values, d sum(values) / d scores), unweighted."""
-        raise NotImplementedError  # pragma: no cover
-
-    def _example_inputs(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        n, m = 4, 6
-        scores = rng.normal(size=(n, m))
-        relevance = rng.integers(0, 4, size=(n, m)).astype(np.float64)
-        relevance[:, 0] = 3.0  # every list has a relevant item and distinct grades
-        relevance[:, 1] = 0.0
-        mask = np.ones((n, m), dtype=bool)
-        mask[1, 4:] = False
-        mask[3, 5:] = False
-        return {"scores": scores, "relevance": relevance, "mask": mask}
-
-    def _extreme_inputs(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Scores of magnitude ~1e3 and grades up to 60 (2^60 gains)."""
-        ex = self._example_inputs(rng)
-        return {**ex, "scores": 1e3 * ex["scores"], "relevance": 20.0 * ex["relevance"]}
-
-    @property
-    def props(self) -> Props:
-        return Props(convex=True, differentiability=2, basis=Basis.OTHER, has_hess=False)
-
-
-def _same_shape(xp: Any, x: Any, like: Any, name: str, dtype: Any) -> Any:
-    if x is None:
-        raise TypeError(f"{name} is required, got None")
-    try:
-        arr = xp.asarray(x, device=array_api_compat.device(like))
-    except Exception:
-        arr = xp.asarray(np.asarray(x), device=array_api_compat.device(like))
-    if tuple(arr.shape) != tuple(like.shape):
-        raise ValueError(f"{name} must have the shape of scores {tuple(like.shape)}, got {tuple(arr.shape)}")
-    if dtype is not None:
-        if not (xp.isdtype(arr.dtype, "real floating") or xp.isdtype(arr.dtype, "integral") or xp.isdtype(arr.dtype, "bool")):
-            raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-        arr = xp.astype(arr, dtype)
-    return arr
-
-
-def _masked_softmax(xp: Any, s: Any, mb: Any) -> tuple[Any, Any]:
-    """(softmax, log_softmax) over the real items of each row; 0 at padding."""
-    zero = xp.zeros_like(s)
-    mx = xp.max(xp.where(mb, s, _xp.full_like(xp, s, -math.inf)), axis=-1, keepdims=True)
-    z = xp.where(mb, s - mx, zero)
-    e = xp.where(mb, xp.exp(z), zero)
-    tot = xp.sum(e, axis=-1, keepdims=True)
-    return e / tot, xp.where(mb, z - xp.log(tot), zero)
 
 
 @register("listnet", "ranking")
 @dataclass(frozen=True)
-class ListNet(_RankingLoss):
+class ListNet(RankingLoss):
     r"""ListNet top-one loss: cross-entropy between softmax(relevance) and softmax(scores).
 
     Per list, over its real items: q = softmax(relevance) (the "top-one probability" of
     Cao et al. with the exponential as phi, as allRank's ``listNet``), p = softmax(scores),
 
-        L = -sum_i q_i log p_i,        dL/ds_i = p_i - q_i    (sum_i q_i = 1).
+        L = -sum_i q_i log p_i,        dL/ds_i = p_i - q_i    (sum_i q_i = 1),
+        d^2L/ds_i ds_j = p_i delta_ij - p_i p_j     (positive semidefinite).
 
     TF-Ranking's ``SoftmaxLoss`` (optax ``ranking_softmax_loss``) uses the linear target
     relevance / sum(relevance) instead; on lists whose relevances are all positive it
@@ -156,26 +69,36 @@ class ListNet(_RankingLoss):
     """
 
     _formula = Formula(r"-\sum_i \operatorname{softmax}(y)_i \log \operatorname{softmax}(s)_i",
-                       r"\operatorname{softmax}(s)_i - \operatorname{softmax}(y)_i", r"\text{not provided}", "s")
+                       r"\operatorname{softmax}(s)_i - \operatorname{softmax}(y)_i",
+                       r"\operatorname{diag}(p) - p p^\top,\ p = \operatorname{softmax}(s)", "s")
 
     def _vg(self, xp, data):
         s, rel, mb = data["s"], data["rel"], data["mb"]
-        p, logp = _masked_softmax(xp, s, mb)
-        q, _ = _masked_softmax(xp, rel, mb)
+        p, logp = masked_softmax(xp, s, mb)
+        q, _ = masked_softmax(xp, rel, mb)
         value = -xp.sum(q * logp, axis=-1)
         return value, p - q
+
+    def _second(self, xp, data, what, v):
+        p, _ = masked_softmax(xp, data["s"], data["mb"])
+        return softmax_second(xp, p, what, v)
 
 
 @register("ranknet", "ranking", variants=({"sigma": 2.0, "normalize": False},))
 @dataclass(frozen=True)
-class RankNet(_RankingLoss):
+class RankNet(RankingLoss):
     r"""RankNet pairwise logistic loss over the pairs with relevance_i > relevance_j.
 
     Per list, with P = {(i, j) real items: rel_i > rel_j} and d_ij = s_i - s_j,
 
         L = (1/|P|) sum_{(i,j) in P} log(1 + exp(-sigma d_ij))       (normalize=True)
         dL/ds_k = (1/|P|) [ sum_{(j,k) in P} lam_jk - sum_{(k,j) in P} lam_kj ],
-        lam_ij = sigma * sigmoid(-sigma d_ij).
+        lam_ij = sigma * sigmoid(-sigma d_ij),
+        d^2L/ds^2 = (1/|P|) sum_{(i,j) in P} c_ij (e_i - e_j)(e_i - e_j)^T,
+        c_ij = sigma^2 sigmoid(sigma d_ij) sigmoid(-sigma d_ij) > 0,
+
+    the Laplacian of the pair graph weighted by c (positive semidefinite, with the
+    constant vector in its null space: adding a constant to a list changes nothing).
 
     ``normalize=True`` divides each list's sum by its number of ordered pairs |P| (so
     lists of different lengths weigh alike; Burges et al. sum); ``normalize=False``
@@ -194,39 +117,62 @@ class RankNet(_RankingLoss):
     normalize: bool = True
     _formula = Formula(r"\frac{1}{|P|}\sum_{(i,j)\in P} \log(1 + e^{-\sigma (s_i - s_j)})",
                        r"\frac{1}{|P|}\Big[\sum_{(j,k)\in P}\lambda_{jk} - \sum_{(k,j)\in P}\lambda_{kj}\Big]",
-                       r"\text{not provided}", "s")
+                       r"\frac{1}{|P|}\sum_{(i,j)\in P} \sigma^2 \sigma(\sigma d_{ij})\sigma(-\sigma d_{ij})"
+                       r"(e_i - e_j)(e_i - e_j)^\top", "s")
 
     def __post_init__(self) -> None:
         self._set("sigma", V.param_positive(self._owner, "sigma", self.sigma))
         self._set("normalize", V.param_bool(self._owner, "normalize", self.normalize))
 
     def _vg(self, xp, data):
-        s, rel, mb = data["s"], data["rel"], data["mb"]
-        d = s[:, :, None] - s[:, None, :]
-        pair = (rel[:, :, None] > rel[:, None, :]) & mb[:, :, None] & mb[:, None, :]
-        pf = xp.astype(pair, s.dtype)
-        zero = xp.zeros_like(d)
-        loss = xp.where(pair, _xp.softplus(xp, -self.sigma * d), zero)
-        lam = pf * (self.sigma * _xp.sigmoid(xp, -self.sigma * d))
+        x, e, pf, inv = self._pairs(xp, data)
+        loss = xp.where(pf > 0, xp.maximum(-x, 0.0) + xp.log1p(e), xp.zeros_like(x))  # softplus(-x) on the pairs
         value = xp.sum(xp.sum(loss, axis=-1), axis=-1)
+        return (value if inv is None else value * inv), self._grad(xp, x, e, pf, inv)
+
+    def _grad(self, xp, x, e, pf, inv):
+        lam = pf * (self.sigma * xp.where(x >= 0, e, xp.ones_like(e)) / (1.0 + e))  # sigma sigmoid(-x)
+        if inv is not None:
+            lam = lam * inv[:, None, None]
+        return xp.sum(lam, axis=-2) - xp.sum(lam, axis=-1)
+
+    def _second(self, xp, data, what, v, pairs=None):
+        x, e, pf, inv = self._pairs(xp, data) if pairs is None else pairs
+        c = pf * (self.sigma**2 * e / ((1.0 + e) * (1.0 + e)))
+        if inv is not None:
+            c = c * inv[:, None, None]
+        return laplacian_second(xp, c + xp.matrix_transpose(c), what, v)
+
+    def _grad_and_diag(self, xp, data):
+        pairs = self._pairs(xp, data)
+        return self._grad(xp, *pairs), self._second(xp, data, "diag", None, pairs)
+
+    def _pairs(self, xp, data):
+        """x = sigma (s_i - s_j), e = exp(-|x|) (the one exponential: softplus(-x) = max(-x, 0)
+        + log1p(e), sigmoid(-x) = e / (1 + e) or 1 / (1 + e), sigmoid(x) sigmoid(-x) = e / (1 + e)^2),
+        the pair indicator as 0/1 floats (the gradient and Hessian factors it multiplies stay
+        finite even where x overflows) and, with ``normalize``, 1/|P| per list (else None)."""
+        s, rel, mb = data["s"], data["rel"], data["mb"]
+        s = xp.where(mb, s, xp.zeros_like(s))  # padded scores are never read, whatever they hold
+        x = self.sigma * (s[:, :, None] - s[:, None, :])
+        pf = xp.astype((rel[:, :, None] > rel[:, None, :]) & mb[:, :, None] & mb[:, None, :], s.dtype)
+        inv = None
         if self.normalize:
             npairs = xp.sum(xp.sum(pf, axis=-1), axis=-1)
             inv = _xp.safe_divide(xp, xp.ones_like(npairs), npairs, 0.0)
-            value = value * inv
-            lam = lam * inv[:, None, None]
-        g = xp.sum(lam, axis=-2) - xp.sum(lam, axis=-1)
-        return value, g
+        return x, xp.exp(-xp.abs(x)), pf, inv
 
 
 @register("xendcg", "ranking", variants=({"seed": 7},))
 @dataclass(frozen=True)
-class XENDCG(_RankingLoss):
+class XENDCG(RankingLoss):
     r"""XE-NDCG: cross-entropy between a gamma-perturbed NDCG gain distribution and softmax(scores).
 
     Per list, over its real items, with gamma_i ~ U[0, 1) drawn once per item,
 
         phi_i = (2^{rel_i} - gamma_i) / sum_j (2^{rel_j} - gamma_j),   p = softmax(s),
-        L = -sum_i phi_i log p_i,        dL/ds_i = p_i - phi_i   (exact, given gamma).
+        L = -sum_i phi_i log p_i,        dL/ds_i = p_i - phi_i   (exact, given gamma),
+        d^2L/ds_i ds_j = p_i delta_ij - p_i p_j   (sum_i phi_i = 1).
 
     gamma comes from ``numpy.random.default_rng(seed).random(scores.shape)``
     (:meth:`draw_gamma`), or from the optional input ``gamma`` (same shape, in [0, 1))
@@ -252,7 +198,8 @@ class XENDCG(_RankingLoss):
     inputs: ClassVar[tuple[str, ...]] = ("scores", "relevance", "mask", "gamma")
     _optional_inputs: ClassVar[tuple[str, ...]] = ("mask", "gamma")
     _formula = Formula(r"-\sum_i \phi_i \log \operatorname{softmax}(s)_i,\ \phi_i \propto 2^{y_i} - \gamma_i",
-                       r"\operatorname{softmax}(s)_i - \phi_i", r"\text{not provided}", "s")
+                       r"\operatorname{softmax}(s)_i - \phi_i",
+                       r"\operatorname{diag}(p) - p p^\top,\ p = \operatorname{softmax}(s)", "s")
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
@@ -268,7 +215,7 @@ class XENDCG(_RankingLoss):
         if gamma is None:
             gamma = xp.asarray(self.draw_gamma(tuple(s.shape)), dtype=s.dtype, device=array_api_compat.device(s))
         else:
-            gamma = _same_shape(xp, gamma, s, "gamma", s.dtype)
+            gamma = same_shape(xp, gamma, s, "gamma", s.dtype)
             if not get_config().assume_valid:
                 V.check_all(xp, (gamma >= 0) & (gamma < 1), "gamma", "values in [0, 1)")
         return {"gamma": gamma}
@@ -279,14 +226,18 @@ class XENDCG(_RankingLoss):
         top = xp.max(rel, axis=-1, keepdims=True)  # padded rel are 0 and real rel >= 0
         raw = xp.where(mb, xp.exp((rel - top) * _LN2) - gamma * xp.exp(-top * _LN2), zero)
         phi = raw / xp.sum(raw, axis=-1, keepdims=True)
-        p, logp = _masked_softmax(xp, s, mb)
+        p, logp = masked_softmax(xp, s, mb)
         value = -xp.sum(phi * logp, axis=-1)
         return value, p - phi
+
+    def _second(self, xp, data, what, v):
+        p, _ = masked_softmax(xp, data["s"], data["mb"])
+        return softmax_second(xp, p, what, v)
 
 
 @register("approx_ndcg", "ranking", variants=({"temperature": 0.3},))
 @dataclass(frozen=True)
-class ApproxNDCG(_RankingLoss):
+class ApproxNDCG(RankingLoss):
     r"""ApproxNDCG: minus a smooth NDCG whose ranks are sums of sigmoids of score differences.
 
     Per list, over its real items, with T the temperature,
@@ -299,7 +250,16 @@ class ApproxNDCG(_RankingLoss):
     = -(G_i / Z) ln 2 / ((1 + pi_i) ln^2(1 + pi_i)) and the symmetric
     S_ij = sigmoid'((s_j - s_i)/T) / T (i != j),
 
-        dL/ds_k = -[ sum_i a_i S_ik - a_k sum_j S_kj ].
+        dL/ds_k = -[ sum_i a_i S_ik - a_k sum_j S_kj ] = -(J^T a)_k,
+
+    J = dpi/ds = S - diag(S 1) (symmetric).  Exact Hessian: with
+    b_i = d^2NDCG/dpi_i^2 = -a_i (ln(1 + pi_i) + 2) / ((1 + pi_i) ln(1 + pi_i)) and the pair
+    weights M_ij = a_i sigmoid''((s_j - s_i)/T) / T^2 (sigmoid'' = sigmoid' (1 - 2 sigmoid)),
+
+        d^2L/ds^2 = -( J^T diag(b) J + Lap(M + M^T) ),   Lap(A) = diag(A 1) - A:
+
+    the first term from the curvature of 1/log2(1 + pi), the second from that of each
+    sigmoid in pi.  Indefinite in general (the loss is not convex).
 
     A list with no relevant item (Z = 0) has value 0 and gradient 0 (as TF-Ranking).
     Not convex; bounded in [-1, 0].
@@ -316,16 +276,42 @@ class ApproxNDCG(_RankingLoss):
     temperature: float = 1.0
     _formula = Formula(r"-\frac{1}{Z}\sum_i \frac{2^{y_i}-1}{\log_2(1+\pi_i)},\ "
                        r"\pi_i = 1 + \sum_{j\ne i}\sigma\big(\tfrac{s_j - s_i}{T}\big)",
-                       r"-\Big[\sum_i a_i S_{ik} - a_k \sum_j S_{kj}\Big]", r"\text{not provided}", "s")
+                       r"-\Big[\sum_i a_i S_{ik} - a_k \sum_j S_{kj}\Big]",
+                       r"-\big(J^\top \operatorname{diag}(b) J + \operatorname{Lap}(M + M^\top)\big)", "s")
 
     def __post_init__(self) -> None:
         self._set("temperature", V.param_positive(self._owner, "temperature", self.temperature))
 
     @property
     def props(self) -> Props:
-        return Props(convex=False, differentiability=2, basis=Basis.OTHER, bounded=True, has_hess=False)
+        return Props(convex=False, differentiability=2, basis=Basis.OTHER, bounded=True)
 
     def _vg(self, xp, data):
+        q = self._smooth_ranks(xp, data)
+        ndcg = xp.sum(q["gain"] * _LN2 / q["lg"], axis=-1) * q["zinv"][:, 0]
+        return -ndcg, -_symmetric_t_times(xp, q["jac"], q["a"])
+
+    def _grad_and_diag(self, xp, data):
+        q = self._smooth_ranks(xp, data)
+        return -_symmetric_t_times(xp, q["jac"], q["a"]), self._second(xp, data, "diag", None, q)
+
+    def _second(self, xp, data, what, v, q=None):
+        """-(J^T diag(b) J + Lap(M + M^T)) with b = d^2NDCG/dpi^2 and M_ij = a_i sigma''(u_ij) / T^2."""
+        q = self._smooth_ranks(xp, data) if q is None else q
+        a, jac = q["a"], q["jac"]
+        b = -a * (q["lg"] + 2.0) / ((1.0 + q["pi"]) * q["lg"])
+        # sigmoid''(u) / T^2 = S (1 - 2 sigmoid(u)) / T, with S = sigmoid'(u) / T (0 off the pairs)
+        m = a[:, :, None] * q["sp"] * (1.0 - 2.0 * q["sg"]) / self.temperature
+        pairs = laplacian_second(xp, m + xp.matrix_transpose(m), what, v)
+        if what == "diag":
+            return -(xp.sum(b[:, :, None] * jac * jac, axis=-2) + pairs)
+        if what == "hvp":
+            return -(_symmetric_t_times(xp, jac, b * _symmetric_t_times(xp, jac, v)) + pairs)
+        return -(xp.matrix_transpose(jac) @ (b[:, :, None] * jac) + pairs)
+
+    def _smooth_ranks(self, xp, data):
+        """The pieces of value and derivatives: gains, 1/Z, smooth ranks pi, ln(1 + pi),
+        a = dNDCG/dpi and the symmetric Jacobian J = dpi/ds = S - diag(S 1)."""
         s, rel, mb = data["s"], data["rel"], data["mb"]
         t = self.temperature
         zero = xp.zeros_like(s)
@@ -341,8 +327,12 @@ class ApproxNDCG(_RankingLoss):
         pi = 1.0 + xp.sum(sg, axis=-1)
         lg = xp.log1p(pi)  # ln(1 + pi)
         zinv = _xp.safe_divide(xp, xp.ones_like(z), z, 0.0)[:, None]
-        ndcg = xp.sum(gain * _LN2 / lg, axis=-1) * zinv[:, 0]
         a = -(gain * zinv) * _LN2 / ((1.0 + pi) * lg * lg)
-        sp = xp.where(pm, sg * _xp.sigmoid(xp, -u) / t, xp.zeros_like(u))
-        dndcg = xp.sum(a[:, :, None] * sp, axis=-2) - a * xp.sum(sp, axis=-1)
-        return -ndcg, -dndcg
+        sp = xp.where(pm, sg * _xp.sigmoid(xp, -u) / t, xp.zeros_like(u))  # S, symmetric
+        jac = sp - diag_embed(xp, xp.sum(sp, axis=-1))
+        return {"gain": gain, "zinv": zinv, "pi": pi, "lg": lg, "a": a, "jac": jac, "sg": sg, "sp": sp}
+
+
+def _symmetric_t_times(xp: Any, jac: Any, x: Any) -> Any:
+    """J^T x per list, (n, L, L) and (n, L) -> (n, L)."""
+    return xp.squeeze(xp.matrix_transpose(jac) @ x[:, :, None], axis=-1)

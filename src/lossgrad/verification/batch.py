@@ -29,6 +29,10 @@ random positive per-item weights w, the checks are:
 ``hvp``
     declared absent (``has_hvp = False``): ``hvp`` raises NotDifferentiableError;
     declared present: it equals central differences of ``grad`` along a random direction.
+``hess`` (losses with per-item Hessian blocks: the ranking family)
+    ``hess`` returns symmetric (n, L, L) blocks; blocks @ v equals ``hvp``, their
+    diagonals equal ``hess_diag``, ``grad_hess_diag`` equals (``grad``, ``hess_diag``);
+    a loss declared convex has no block eigenvalue below -1e-10 times the largest |eigenvalue|.
 ``convex``
     declared convex: F((x + y) / 2) <= (F(x) + F(y)) / 2 on random chords between two
     example draws (the non-differentiable inputs of the first draw).  A declared
@@ -74,6 +78,7 @@ def verify_batch(loss: Any, *, n: int = 200, seed: int = 0, rtol: float = 1e-6) 
             _check_dtype(loss, inputs, diff),
             _check_no_mutation(loss, inputs, w),
             _check_hvp(loss, base, inputs, diff, w, rng, rtol),
+            *([_check_hess_blocks(loss, inputs, diff, w, rng)] if hasattr(base, "hess") else []),
             _check_convex(loss, base, inputs, diff, rng),
         ]
     return VerifyReport(loss=label, checks=tuple(checks))
@@ -257,6 +262,28 @@ def _check_hvp(loss, base, inputs, diff, w, rng, rtol) -> Check:
     e = max(_close(hv[k], (np.asarray(plus[k]) - np.asarray(minus[k])) / (2 * h)) for k in diff)
     tol = max(1e-5, rtol)
     return Check("hvp", e <= tol, error=e, tolerance=tol, declared="present", measured="central FD of grad")
+
+
+def _check_hess_blocks(loss, inputs, diff, w, rng) -> Check:
+    H = {k: np.asarray(a, dtype=float) for k, a in loss.hess(sample_weight=w, **inputs).items()}
+    v = {k: rng.normal(size=np.shape(inputs[k])) for k in diff}
+    hv = loss.hvp(v, sample_weight=w, **inputs)
+    diag = loss.hess_diag(sample_weight=w, **inputs)
+    g, d2 = loss.grad_hess_diag(sample_weight=w, **inputs)
+    g0 = loss.grad(sample_weight=w, **inputs)
+    errors = []
+    for k in diff:
+        block = H[k]
+        errors += [_close(block, np.swapaxes(block, -1, -2)), _close(np.einsum("nij,nj->ni", block, v[k]), hv[k]),
+                   _close(np.einsum("nii->ni", block), diag[k]), _close(d2[k], diag[k]), _close(g[k], g0[k])]
+    e = max(errors)
+    lowest = min(float(np.linalg.eigvalsh(H[k]).min()) for k in diff)
+    top = max(float(np.abs(np.linalg.eigvalsh(H[k])).max(initial=0.0)) for k in diff)
+    convex = bool(loss.props.convex)
+    psd = lowest >= -1e-10 * max(top, 1e-300)
+    return Check("hess", e <= 1e-12 and (psd or not convex), error=e, tolerance=1e-12,
+                 declared="symmetric blocks" + (", positive semidefinite" if convex else ""),
+                 measured=f"blocks @ v = hvp, diag = hess_diag; lowest eigenvalue {lowest:.3g}")
 
 
 def _check_convex(loss, base, inputs, diff, rng) -> Check:
