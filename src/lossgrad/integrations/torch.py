@@ -23,8 +23,11 @@ How the derivatives are wired (pointwise and row losses):
 
 Batch losses (named inputs) get the exact first derivative: the backward of
 ``sum(c * value)`` for the incoming per-item gradient c is the loss's own
-``grad`` with ``sample_weight = c``; they declare no Hessian, so double backward
-raises.
+``grad`` with ``sample_weight = c``.  Those with a Hessian-vector product (the
+ranking family, ``has_hvp``) get the exact double backward as well: along v the
+gradient changes by ``hvp(v, sample_weight=c)`` in the scores and by the per-list
+directional derivative <v_l, grad_l> in c.  The others declare no Hessian, so their
+double backward raises.
 
 Arrays: float32/float64 CPU tensors go through NumPy views of the same memory
 (``Tensor.numpy()``, no copy), hence the fused kernels for large inputs; CUDA
@@ -255,17 +258,51 @@ class _Batch(torch.autograd.Function):
         return _back(loss.value(**inputs), like)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
         tensors = ctx.saved_tensors
+        if getattr(ctx.loss, "has_hvp", False):
+            grads = _BatchGrad.apply(ctx.loss, ctx.names, ctx.static, g, *tensors)
+        else:
+            grads = _BatchGrad.first_order(ctx.loss, ctx.names, ctx.static, g, tensors)
+        return (None, None, None, *(gr if ctx.needs_input_grad[3 + i] else None for i, gr in enumerate(grads)))
+
+
+class _BatchGrad(torch.autograd.Function):
+    """The gradient of sum(c * value) w.r.t. the named tensors; its backward (losses with
+    ``has_hvp``) is the exact Hessian-vector product in the tensors and the per-item
+    directional derivative in c."""
+
+    @staticmethod
+    def first_order(loss: Any, names: tuple[str, ...], static: dict[str, Any], g: torch.Tensor,
+                    tensors: tuple[torch.Tensor, ...]) -> tuple[Any, ...]:
         like = next(t for t in tensors if t.is_floating_point())
-        inputs = {**{k: _host(v, like) for k, v in ctx.static.items()}, **{n: _host(t, like) for n, t in zip(ctx.names, tensors)}}
+        inputs = {**{k: _host(v, like) for k, v in static.items()}, **{n: _host(t, like) for n, t in zip(names, tensors)}}
         with config_context(assume_valid=True):  # a signed incoming gradient as the weight
-            grads = ctx.loss.grad(sample_weight=_host(g.contiguous(), like), **inputs)
-        out = []
-        for n, t in zip(ctx.names, tensors):
-            out.append(_back(grads[n], t) if n in grads and ctx.needs_input_grad[3 + len(out)] else None)
-        return (None, None, None, *out)
+            grads = loss.grad(sample_weight=_host(g.detach().contiguous(), like), **inputs)
+        return tuple(_back(grads[n], t) if n in grads else None for n, t in zip(names, tensors))
+
+    @staticmethod
+    def forward(ctx: Any, loss: Any, names: tuple[str, ...], static: dict[str, Any], g: torch.Tensor,
+                *tensors: torch.Tensor) -> Any:
+        ctx.loss, ctx.names, ctx.static = loss, names, static
+        ctx.save_for_backward(g, *tensors)
+        return _BatchGrad.first_order(loss, names, static, g, tensors)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, *vs: torch.Tensor) -> tuple[Any, ...]:
+        g, *tensors = ctx.saved_tensors
+        like = next(t for t in tensors if t.is_floating_point())
+        inputs = {**{k: _host(v, like) for k, v in ctx.static.items()},
+                  **{n: _host(t, like) for n, t in zip(ctx.names, tensors)}}
+        direction = {n: _host(torch.zeros_like(t) if v is None else v.contiguous(), like)
+                     for n, t, v in zip(ctx.names, tensors, vs)}
+        with config_context(assume_valid=True):
+            hv = ctx.loss.hvp(direction, sample_weight=_host(g.contiguous(), like), **inputs)
+            unit = ctx.loss.grad(**inputs)  # per-item gradients: items along the first axis
+        dg = sum(_back(unit[n], t).mul(_back(direction[n], t)).reshape(t.shape[0], -1).sum(-1)
+                 for n, t in zip(ctx.names, tensors))
+        return (None, None, None, dg, *(_back(hv[n], t) for n, t in zip(ctx.names, tensors)))
 
 
 def _batch(loss: Any, sample_weight: Any, reduction: Any, inputs: dict[str, Any]) -> torch.Tensor:
