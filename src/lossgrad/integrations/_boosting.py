@@ -35,6 +35,10 @@ which splits exist.  :class:`Hessian` names the choices (see ``docs/engines.md``
 
 ``hessian_scale`` multiplies the chosen Hessian (LightGBM's ``multiclass`` uses
 K/(K-1) p(1-p), i.e. ``hessian="exact", hessian_scale=K/(K-1)``).
+
+Ranking losses (ListNet, RankNet, XE-NDCG, ApproxNDCG) take the query groups as well:
+one list per group, per-document (grad, hess) from the diagonal of each list's exact
+Hessian block (:mod:`lossgrad.integrations._boosting_ranking`).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ import numpy as np
 
 from .._core import Loss, Scaled
 from .._props import Basis, Shape
+from . import _boosting_ranking as R
 
 __all__ = ["Hessian", "BoostingObjective", "fit_intercept_only", "as_boosting_loss"]
 
@@ -72,17 +77,17 @@ class Hessian(str, enum.Enum):
 
 
 def as_boosting_loss(loss: Any) -> Loss:
-    """A pointwise or row lossgrad loss with a gradient and a Hessian (a name is looked up)."""
+    """A pointwise, row or ranking lossgrad loss with a gradient and a Hessian (a name is looked up)."""
     if isinstance(loss, str):
         from .._registry import get
 
         loss = get(loss)
     if not isinstance(loss, Loss):
         raise TypeError(f"loss must be a lossgrad loss or a registered name, got {type(loss).__name__}")
-    if loss.shape is Shape.BATCH:
+    if loss.shape is Shape.BATCH and not R.is_ranking(loss):
         raise TypeError(
             f"loss {loss.name} is a batch loss (named inputs); boosting engines take pointwise losses "
-            "(one score per sample) or row losses (K scores per sample)"
+            "(one score per sample), row losses (K scores per sample) or ranking losses (query groups)"
         )
     props = loss.props
     if not (props.has_grad and props.has_hess):
@@ -110,7 +115,7 @@ class BoostingObjective:
     Parameters
     ----------
     loss:
-        A pointwise or row lossgrad loss (or a registered name) with grad and hess.
+        A pointwise, row or ranking lossgrad loss (or a registered name) with grad and hess.
     hessian:
         One of :class:`Hessian` ("exact", "floor", "expected", "upper_bound").
     floor:
@@ -136,6 +141,11 @@ class BoostingObjective:
                 f"hessian='upper_bound' needs a bounded Hessian, but {loss.name} declares smoothness=None "
                 "(its curvature is unbounded or infinite at a kink); use 'exact', 'floor' or 'expected'"
             )
+        if h is Hessian.EXPECTED and R.is_ranking(loss):
+            raise ValueError(f"hessian='expected' is not defined for the ranking loss {loss.name}; "
+                             "use 'exact', 'floor' or 'upper_bound'")
+        rng = np.random.default_rng(loss.seed) if R.is_ranking(loss) and hasattr(loss, "draw_gamma") else None
+        object.__setattr__(self, "_gamma_rng", rng)  # XE-NDCG: a fresh gamma every round
         if h is Hessian.EXPECTED:
             if loss.shape is Shape.ROW or props.basis not in (Basis.DISTANCE, Basis.LIKELIHOOD):
                 raise ValueError(
@@ -159,11 +169,24 @@ class BoostingObjective:
     def is_row(self) -> bool:
         return self.loss.shape is Shape.ROW
 
-    def grad_hess(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        """Per-sample (grad, hess) of the shape of ``y_pred`` (float64), weights applied."""
+    @property
+    def is_ranking(self) -> bool:
+        return R.is_ranking(self.loss)
+
+    def grad_hess(self, y_true: Any, y_pred: Any, sample_weight: Any = None,
+                  group: Any = None, *, group_pointers: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Per-sample (grad, hess) of the shape of ``y_pred`` (float64), weights applied.
+
+        ``group``: the query groups of a ranking loss, as sizes (LightGBM) or, with
+        ``group_pointers``, as boundaries (XGBoost's group_ptr); ignored by other losses.
+        """
         f = np.asarray(y_pred, dtype=np.float64)
         y = np.asarray(y_true)
         w = None if sample_weight is None or np.size(sample_weight) == 0 else np.asarray(sample_weight, dtype=np.float64)
+        if self.is_ranking:
+            sizes = R.group_sizes(group, f.size, pointers=group_pointers)
+            g, H = R.ranking_grad_hess(self.loss, self.hessian.value, self.floor, y, f, w, sizes, self._gamma_rng)
+            return g.reshape(f.shape), (H * self.hessian_scale).reshape(f.shape)
         if self.is_row:
             if f.ndim != 2:
                 raise ValueError(
@@ -215,10 +238,14 @@ class BoostingObjective:
             g, H = g * w, H * w
         return g, H
 
-    def value(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> float:
-        """The weighted mean loss (the engines' metric)."""
+    def value(self, y_true: Any, y_pred: Any, sample_weight: Any = None,
+              group: Any = None, *, group_pointers: bool = False) -> float:
+        """The weighted mean loss (the engines' metric); per query group for a ranking loss."""
         f = np.asarray(y_pred, dtype=np.float64)
         y = np.asarray(y_true)
+        if self.is_ranking:
+            w = None if sample_weight is None or np.size(sample_weight) == 0 else sample_weight
+            return R.ranking_value(self.loss, y, f, w, R.group_sizes(group, f.size, pointers=group_pointers))
         if self.is_row:
             y = y.reshape(-1) if y.size == f.shape[0] else y.reshape(f.shape)
         elif y.size == f.size:
@@ -269,6 +296,8 @@ def fit_intercept_only(
     K-vector with the summed exact Hessians (pseudo-inverse: softmax losses are
     invariant to a common shift) and a backtracking line search on the loss.
 
+    Ranking losses: 0.0 (a constant shift of a list's scores changes nothing).
+
     Raises ValueError when the infimum is not attained (e.g. logistic loss with one class).
     """
     loss = as_boosting_loss(loss)
@@ -276,6 +305,8 @@ def fit_intercept_only(
     w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     if y.size == 0:
         raise ValueError("y_true is empty: no intercept to fit")
+    if R.is_ranking(loss):
+        return 0.0  # a ranking loss is invariant to a constant shift of the scores: every constant is optimal
     if loss.shape is Shape.ROW:
         return _fit_row(loss, y, w, n_classes, tol)
     return _fit_scalar(loss, y.astype(np.float64), w, tol)

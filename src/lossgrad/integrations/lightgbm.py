@@ -9,7 +9,9 @@ multiclass model (``num_class=K``, labels (n,)).  A custom objective starts from
 score 0: give the dataset :func:`init_score` (``Dataset(init_score=...)`` or
 ``fit(init_score=...)``) to start at the loss's optimal constant; remember to add it
 to ``predict(raw_score=True)`` yourself, as LightGBM does not store it.  LightGBM's
-built-ins map to: ``huber`` (alpha) = ``Huber(delta=alpha)`` with
+built-ins map to: ``rank_xendcg`` = ``objective("xendcg")`` up to the correction terms
+LightGBM adds to its gradient (same Hessian p (1 - p); ranking losses read the groups
+of ``Dataset(group=...)`` / ``LGBMRanker.fit(group=...)``); ``huber`` (alpha) = ``Huber(delta=alpha)`` with
 ``hessian="expected"`` (its Hessian is the constant 1 = psi'(0), not the exact
 indicator); ``fair`` (fair_c) = ``Fair(c=fair_c)`` with ``hessian="exact"``;
 ``multiclass`` = ``cross_entropy`` with ``hessian="exact", hessian_scale=K/(K-1)``.
@@ -37,10 +39,10 @@ def _is_dataset(x: Any) -> bool:
 class LGBMObjective(BoostingObjective):
     """A lossgrad loss as a LightGBM objective (see :func:`objective`)."""
 
-    def __call__(self, a: Any, b: Any, weight: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, a: Any, b: Any, weight: Any = None, group: Any = None) -> tuple[np.ndarray, np.ndarray]:
         if _is_dataset(b):  # lgb.train: objective(preds, train_data)
-            return self.grad_hess(b.get_label(), a, b.get_weight())
-        return self.grad_hess(a, b, weight)  # scikit-learn API: objective(y_true, y_pred, weight)
+            return self.grad_hess(b.get_label(), a, b.get_weight(), b.get_group())
+        return self.grad_hess(a, b, weight, group)  # scikit-learn API: objective(y_true, y_pred, weight, group)
 
 
 def objective(loss: Any, hessian: Any = "exact", *, floor: float = 1e-6, hessian_scale: float = 1.0) -> LGBMObjective:
@@ -61,10 +63,10 @@ class LGBMMetric:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_objective", BoostingObjective(self.loss))
 
-    def __call__(self, a: Any, b: Any, weight: Any = None) -> tuple[str, float, bool]:
+    def __call__(self, a: Any, b: Any, weight: Any = None, group: Any = None) -> tuple[str, float, bool]:
         if _is_dataset(b):  # feval(preds, eval_data)
-            return self.name, self._objective.value(b.get_label(), a, b.get_weight()), False
-        return self.name, self._objective.value(a, b, weight), False
+            return self.name, self._objective.value(b.get_label(), a, b.get_weight(), b.get_group()), False
+        return self.name, self._objective.value(a, b, weight, group), False
 
 
 def metric(loss: Any, name: str | None = None) -> LGBMMetric:

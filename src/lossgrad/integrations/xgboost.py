@@ -12,6 +12,10 @@ One callable serves both APIs: ``xgb.train(params, dtrain, obj=objective(...))``
 ``XGBClassifier`` (called as ``obj(y_true, y_pred, sample_weight=None)``).  The same
 holds for :func:`metric` (``custom_metric=`` and ``eval_metric=``).
 
+Ranking losses (``listnet``, ``ranknet``, ``xendcg``, ``approx_ndcg``) need the query
+groups, which only the ``xgb.train`` path hands over: ``DMatrix(X, relevance,
+group=sizes)`` or ``qid=``; the weights of a ranking DMatrix are one per group.
+
 Conventions (``docs/engines.md``): the prediction handed to the objective is the raw
 margin (the link is the loss's own: logistic loss takes logits); multi-output models
 hand (n, K) margins, with labels (n,) for a row loss (``num_class=K``) or (n, K) for
@@ -40,6 +44,11 @@ def _is_dmatrix(x: Any) -> bool:
     return isinstance(x, xgboost.DMatrix)
 
 
+def _group_ptr(dtrain: Any) -> np.ndarray | None:
+    ptr = dtrain.get_uint_info("group_ptr")
+    return ptr if ptr.size else None
+
+
 def _reshape_label(label: np.ndarray, predt: np.ndarray) -> np.ndarray:
     if predt.ndim == 2 and label.size == predt.size:
         return label.reshape(predt.shape)
@@ -55,7 +64,7 @@ class XGBObjective(BoostingObjective):
             predt = np.asarray(a)
             label = _reshape_label(b.get_label(), predt)
             w = b.get_weight()
-            return self.grad_hess(label, predt, w if w.size else None)
+            return self.grad_hess(label, predt, w if w.size else None, _group_ptr(b), group_pointers=True)
         return self.grad_hess(a, b, sample_weight)  # scikit-learn API: obj(y_true, y_pred, sample_weight)
 
 
@@ -65,7 +74,7 @@ def objective(loss: Any, hessian: Any = "exact", *, floor: float = 1e-6, hessian
     Parameters
     ----------
     loss:
-        A pointwise or row lossgrad loss, or a registered name.
+        A pointwise, row or ranking lossgrad loss, or a registered name.
     hessian:
         "exact" (``loss.hess``; row losses its diagonal), "floor" (max(exact, floor)),
         "expected" (Fisher Hessian) or "upper_bound" (a majoriser: the smoothness
@@ -101,7 +110,8 @@ class XGBMetric:
             predt = np.asarray(a)
             w = b.get_weight()
             label = _reshape_label(b.get_label(), predt)
-            return self.name, self._objective.value(label, predt, w if w.size else None)
+            return self.name, self._objective.value(label, predt, w if w.size else None, _group_ptr(b),
+                                                    group_pointers=True)
         return self._objective.value(a, b, sample_weight)
 
 
