@@ -16,7 +16,15 @@ and, for :func:`lossgrad.verify`, ``_example_inputs(rng) -> dict`` of valid floa
 NumPy inputs (optionally ``_extreme_inputs(rng)``: inputs at which the value and the
 gradient must stay finite).  A Hessian-vector product is declared absent by default
 (``has_hvp = False``: :meth:`BatchLoss.hvp` raises); a loss that has one sets
-``has_hvp = True`` and implements ``_hvp(xp, data, w, v)``.
+``has_hvp = True`` and implements
+
+* ``_hvp(xp, data, w, v)``: the Hessian of sum(w * value) times the direction ``v`` (a
+  dict from differentiable input name to an array of that input's shape; names left
+  out mean 0; :meth:`BatchLoss._direction` converts and checks one entry), returned as
+  a dict with every differentiable input given;
+* ``_item_jvp(xp, data, v)``: the per-item directional derivatives of the unweighted
+  values, d/dt value(x + t v) at t = 0, of the shape of ``value`` (what the PyTorch
+  adapter's double backward needs for the weights' path; verify checks it).
 """
 
 from __future__ import annotations
@@ -109,6 +117,29 @@ class BatchLoss(Loss):
 
     def _hvp(self, xp: Any, data: dict[str, Any], w: Any, v: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError  # pragma: no cover
+
+    def _item_jvp(self, xp: Any, data: dict[str, Any], v: dict[str, Any]) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} declares has_hvp but defines no _item_jvp")
+
+    def _direction(self, xp: Any, v: dict[str, Any], name: str, like: Array, read: Array | None = None) -> Array:
+        """v[name] as an array of ``like``'s dtype, device and shape (zeros when absent), finite;
+        with a boolean ``read`` mask, entries outside it are set to 0 and not checked (padding)."""
+        unknown = sorted(set(v) - set(self.differentiable))
+        if unknown:
+            raise ValueError(f"{self.name}: v has key(s) {unknown}; the differentiable inputs are "
+                             f"{list(self.differentiable)}")
+        if name not in v or v[name] is None:
+            return xp.zeros_like(like)
+        try:
+            d = xp.asarray(v[name], dtype=like.dtype, device=array_api_compat.device(like))
+        except Exception:  # another library's array: through NumPy
+            d = xp.asarray(np.asarray(v[name]), dtype=like.dtype, device=array_api_compat.device(like))
+        if tuple(d.shape) != tuple(like.shape):
+            raise ValueError(f"v['{name}'] must have the shape of {name} {tuple(like.shape)}, got {tuple(d.shape)}")
+        if read is not None:
+            d = xp.where(read, d, xp.zeros_like(d))
+        V.check_finite(xp, d, f"v['{name}']")
+        return d
 
     # --- what verify samples ----------------------------------------------
     def _example_inputs(self, rng: np.random.Generator) -> dict[str, Any]:

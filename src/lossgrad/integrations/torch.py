@@ -297,11 +297,12 @@ class _BatchGrad(torch.autograd.Function):
                   **{n: _host(t, like) for n, t in zip(ctx.names, tensors)}}
         direction = {n: _host(torch.zeros_like(t) if v is None else v.contiguous(), like)
                      for n, t, v in zip(ctx.names, tensors, vs)}
-        with config_context(assume_valid=True):
+        dg = None
+        with config_context(assume_valid=True):  # the signed incoming gradient as the weights
             hv = ctx.loss.hvp(direction, sample_weight=_host(g.contiguous(), like), **inputs)
-            unit = ctx.loss.grad(**inputs)  # per-item gradients: items along the first axis
-        dg = sum(_back(unit[n], t).mul(_back(direction[n], t)).reshape(t.shape[0], -1).sum(-1)
-                 for n, t in zip(ctx.names, tensors))
+            if ctx.needs_input_grad[3]:  # d/dc_l of sum_i v_i G_i: the item's directional derivative
+                xp, data, _ = ctx.loss._prepare_batch(inputs, None)
+                dg = _back(ctx.loss._item_jvp(xp, data, direction), g)
         return (None, None, None, dg, *(_back(hv[n], t) for n, t in zip(ctx.names, tensors)))
 
 

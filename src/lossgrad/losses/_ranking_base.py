@@ -48,14 +48,14 @@ class RankingLoss(BatchLoss):
         return self._vg(xp, data)[1], self._second(xp, data, "diag", None)
 
     def _hvp(self, xp: Any, data: dict[str, Any], w: Any, v: dict[str, Any]) -> dict[str, Any]:
-        if set(v) != {"scores"}:
-            raise ValueError(f"{self.name}: v must be a dict with the one key 'scores' (the differentiable input), "
-                             f"got keys {sorted(v)}")
-        s, mb = data["s"], data["mb"]
-        vs = same_shape(xp, v["scores"], s, "v['scores']", s.dtype)
-        vs = xp.where(mb, vs, xp.zeros_like(vs))  # padded entries of v are not read
-        V.check_finite(xp, vs, "v['scores']")
-        return {"scores": per_list(w, self._second(xp, data, "hvp", vs), 1)}
+        return {"scores": per_list(w, self._second(xp, data, "hvp", self._scores_direction(xp, data, v)), 1)}
+
+    def _item_jvp(self, xp: Any, data: dict[str, Any], v: dict[str, Any]) -> Any:
+        """Per list, <grad value_l, v_l>: the lists share no score."""
+        return xp.sum(self._vg(xp, data)[1] * self._scores_direction(xp, data, v), axis=-1)
+
+    def _scores_direction(self, xp: Any, data: dict[str, Any], v: dict[str, Any]) -> Any:
+        return self._direction(xp, v, "scores", data["s"], read=data["mb"])  # padding is not read
 
     def _second(self, xp: Any, data: dict[str, Any], what: str, v: Any) -> Any:
         """Unweighted second order of sum(values): the blocks ("full"), their diagonals

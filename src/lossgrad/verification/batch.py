@@ -28,7 +28,8 @@ random positive per-item weights w, the checks are:
     the inputs are untouched.
 ``hvp``
     declared absent (``has_hvp = False``): ``hvp`` raises NotDifferentiableError;
-    declared present: it equals central differences of ``grad`` along a random direction.
+    declared present: it equals central differences of ``grad`` along a random direction,
+    and ``_item_jvp`` (per-item directional derivatives) those of the values.
 ``hess`` (losses with per-item Hessian blocks: the ranking family)
     ``hess`` returns symmetric (n, L, L) blocks; blocks @ v equals ``hvp``, their
     diagonals equal ``hess_diag``, ``grad_hess_diag`` equals (``grad``, ``hess_diag``);
@@ -257,11 +258,17 @@ def _check_hvp(loss, base, inputs, diff, w, rng, rtol) -> Check:
     v = {k: rng.normal(size=np.shape(inputs[k])) for k in diff}
     hv = loss.hvp(v, sample_weight=w, **inputs)
     h = 1e-5
-    plus = loss.grad(sample_weight=w, **{**inputs, **{k: inputs[k] + h * v[k] for k in diff}})
-    minus = loss.grad(sample_weight=w, **{**inputs, **{k: inputs[k] - h * v[k] for k in diff}})
+    shifted_plus = {**inputs, **{k: inputs[k] + h * v[k] for k in diff}}
+    shifted_minus = {**inputs, **{k: inputs[k] - h * v[k] for k in diff}}
+    plus, minus = loss.grad(sample_weight=w, **shifted_plus), loss.grad(sample_weight=w, **shifted_minus)
     e = max(_close(hv[k], (np.asarray(plus[k]) - np.asarray(minus[k])) / (2 * h)) for k in diff)
+    xp, data, _ = base._prepare_batch(inputs, None)  # per-item directional derivatives of the values
+    jvp = np.asarray(base._item_jvp(xp, data, v), dtype=float)
+    fd = (np.asarray(base.value(**shifted_plus), dtype=float) - np.asarray(base.value(**shifted_minus), dtype=float)) / (2 * h)
+    e = max(e, _close(jvp, fd))
     tol = max(1e-5, rtol)
-    return Check("hvp", e <= tol, error=e, tolerance=tol, declared="present", measured="central FD of grad")
+    return Check("hvp", e <= tol, error=e, tolerance=tol, declared="present",
+                 measured="central FD of grad; _item_jvp: of the values")
 
 
 def _check_hess_blocks(loss, inputs, diff, w, rng) -> Check:
