@@ -271,3 +271,26 @@ def test_float32_in_float32_out_torch():
     e = torch.randn(3, 4, 5, dtype=torch.float32, generator=torch.Generator().manual_seed(0))
     v, g = loss.value_grad(embeddings=e)
     assert v.dtype == torch.float32 and g["embeddings"].dtype == torch.float32 and g["w"].dtype == torch.float32
+
+
+def test_normalize_second_order_matches_differences_of_the_chain_rule():
+    """_embedding_common.normalize_second: the HVP of L(x / ||x||) for a quadratic L in u,
+    against central differences of the first-order chain rule, on rows of very different norms."""
+    from lossgrad.losses import _embedding_common as C
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 5)) * np.array([[1e-3], [1.0], [7.0], [1e3]])
+    A = rng.normal(size=(5, 5))
+    A, b = A + A.T, rng.normal(size=5)
+
+    def grad_x(z):
+        u, n = C.normalize(np, z)
+        return C.through_normalize(np, u @ A + b, u, n)
+
+    v = rng.normal(size=x.shape) * np.array([[1e-3], [1.0], [7.0], [1e3]])
+    u, n = C.normalize(np, x)
+    du, curvature = C.normalize_second(np, u, n, u @ A + b, v)
+    hv = C.through_normalize(np, du @ A, u, n) + curvature
+    h = 1e-6
+    fd = (grad_x(x + h * v) - grad_x(x - h * v)) / (2 * h)
+    assert np.all(np.abs(hv - fd).max(axis=1) <= 1e-6 * np.abs(fd).max(axis=1))  # row by row: scales differ

@@ -6,7 +6,8 @@ Conventions used by every embedding loss:
 * ``row_norm`` scales each row by its largest |entry| before squaring, so rows of
   magnitude 1e-200 or 1e200 neither underflow nor overflow.
 * The chain rule through u = x / ||x|| is  dL/dx = (g - (g . u) u) / ||x||  with
-  g = dL/du (the Jacobian of normalisation is (I - u u^T) / ||x||).
+  g = dL/du (the Jacobian of normalisation is (I - u u^T) / ||x||); its second order
+  along a direction is :func:`normalize_second`.
 * Cross-entropy over a row of logits s with target t: l = logsumexp(s) - s_t and
   dl/ds = softmax(s) - e_t; masked entries carry -inf (softmax 0).
 """
@@ -44,6 +45,24 @@ def normalize(xp: Any, x: Array) -> tuple[Array, Array]:
 def through_normalize(xp: Any, g: Array, u: Array, n: Array) -> Array:
     """dL/dx from g = dL/du for u = x / ||x||:  (g - (g . u) u) / ||x||."""
     return (g - xp.sum(g * u, axis=-1, keepdims=True) * u) / xp.where(n > 0, n, xp.ones_like(n))
+
+
+def normalize_second(xp: Any, u: Array, n: Array, gu: Array, v: Array) -> tuple[Array, Array]:
+    """Second order through u = x / ||x|| along the direction v (rows): (du, curvature).
+
+    du = P v with P = (I - u u^T) / ||x|| is the change of u; with gu = dL/du,
+
+        curvature = dP[v] gu = -(du (u . gu) + u (du . gu)) / ||x|| - (gu - (u . gu) u) (u . v) / ||x||^2,
+
+    so the Hessian-vector product of L(u(x)) is ``through_normalize(H_u du) + curvature``
+    (H_u du: L's own second order in u along du).
+    """
+    nn = xp.where(n > 0, n, xp.ones_like(n))
+    ug = xp.sum(u * gu, axis=-1, keepdims=True)
+    uv = xp.sum(u * v, axis=-1, keepdims=True)
+    du = (v - uv * u) / nn
+    dug = xp.sum(du * gu, axis=-1, keepdims=True)
+    return du, -(du * ug + u * dug) / nn - (gu - ug * u) * uv / (nn * nn)
 
 
 def check_nonzero_rows(loss: Any, xp: Any, n: Array, name: str) -> None:
