@@ -144,8 +144,9 @@ class DoctestFence(_Extension):  # type: ignore[misc,valid-type]
 
 
 def _batch_figure(loss: Any) -> Any:
-    """A batch loss along a random direction through its example inputs: the summed
-    value and its directional derivative (from ``grad``)."""
+    """A batch loss along a random direction v through its example inputs: the summed
+    value, its directional derivative (from ``grad``) and, where the loss has a
+    Hessian-vector product, its curvature v^T H v (from ``hvp``)."""
     from lossgrad.plot import _figure
 
     rng = np.random.default_rng(0)
@@ -154,7 +155,7 @@ def _batch_figure(loss: Any) -> Any:
     diff = [k for k in loss.differentiable if k in inputs]
     direction = {k: rng.standard_normal(np.shape(inputs[k])) for k in diff}
     s = np.linspace(-1.0, 1.0, 41)
-    values, slopes = [], []
+    values, slopes, curvatures = [], [], []
     for si in s:
         moved = dict(inputs)
         for k in diff:
@@ -162,12 +163,16 @@ def _batch_figure(loss: Any) -> Any:
         v, g = loss.value_grad(**moved)
         values.append(float(np.sum(np.asarray(v))))
         slopes.append(float(sum(np.sum(np.asarray(g[k]) * direction[k]) for k in diff)))
-    fig, (ax1, ax2) = _figure(2)
-    ax1.plot(s, values, gid="curve")
-    ax1.set_ylabel("L (summed)")
-    ax2.plot(s, slopes, gid="curve", color="C1")
-    ax2.set_ylabel("dL/ds (from grad)")
-    for ax in (ax1, ax2):
+        if loss.has_hvp:
+            hv = loss.hvp(direction, **moved)
+            curvatures.append(float(sum(np.sum(np.asarray(hv[k]) * direction[k]) for k in diff)))
+    panels = [(values, "L (summed)"), (slopes, "dL/ds (from grad)")]
+    if curvatures:
+        panels.append((curvatures, "d2L/ds2 (from hvp)"))
+    fig, axes = _figure(len(panels))
+    for i, (ax, (ys, label)) in enumerate(zip(axes, panels)):
+        ax.plot(s, ys, gid="curve", color=f"C{i}")
+        ax.set_ylabel(label)
         ax.set_xlabel("s: inputs + s * random direction")
         ax.grid(True, alpha=0.3)
         ax.set_xlim(-1.0, 1.0)
