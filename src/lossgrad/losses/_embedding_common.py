@@ -62,7 +62,7 @@ def normalize_second(xp: Any, u: Array, n: Array, gu: Array, v: Array) -> tuple[
     uv = xp.sum(u * v, axis=-1, keepdims=True)
     du = (v - uv * u) / nn
     dug = xp.sum(du * gu, axis=-1, keepdims=True)
-    return du, -(du * ug + u * dug) / nn - (gu - ug * u) * uv / (nn * nn)
+    return du, -(du * ug + u * dug) / nn - (gu - ug * u) * uv / nn / nn  # not nn * nn: overflows at 1e200
 
 
 def check_nonzero_rows(loss: Any, xp: Any, n: Array, name: str) -> None:

@@ -1,7 +1,9 @@
 r"""Pair losses: contrastive (Hadsell et al. 2006), margin ranking and cosine embedding (PyTorch).
 
 Every loss here takes ``x1``, ``x2`` and ``target``, returns one value per pair and the
-gradients w.r.t. ``x1`` and ``x2`` of sum(sample_weight * value).
+gradients w.r.t. ``x1`` and ``x2`` of sum(sample_weight * value), and its exact
+Hessian-vector product (``hvp``; the formulas are in each class, the shared cosine
+Hessian in :mod:`lossgrad.losses._pair_second`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from .._batch import BatchLoss
 from .._props import Basis, Formula, Props
 from .._registry import register
 from . import _embedding_common as C
+from . import _pair_second as S
 
 __all__ = ["Contrastive", "MarginRanking", "CosineEmbedding"]
 
@@ -62,6 +65,19 @@ class _PairLoss(BatchLoss):
         v, g1, g2 = self._compute(xp, d, w, grad=True)
         return C.weighted(xp, v, w), {"x1": g1, "x2": g2}
 
+    # --- second order: each loss defines _second (H v) and _tangent (per-pair dl along v)
+    has_hvp: ClassVar[bool] = True
+
+    def _hvp(self, xp, d, w, v):
+        h1, h2 = self._second(xp, d, w, *self._directions(xp, d, v))
+        return {"x1": h1, "x2": h2}
+
+    def _item_jvp(self, xp, d, v):
+        return self._tangent(xp, d, *self._directions(xp, d, v))
+
+    def _directions(self, xp, d, v):
+        return self._direction(xp, v, "x1", d["x1"]), self._direction(xp, v, "x2", d["x2"])
+
 
 @register("contrastive", "embedding", variants=({"distance": "cosine", "margin": 0.5}, {"margin": 2.0}))
 @dataclass(frozen=True)
@@ -79,6 +95,22 @@ class Contrastive(_PairLoss):
       at D = 0 the dissimilar term returns the subgradient 0.
     * ``distance="cosine"``: D = 1 - cos(x1, x2) in [0, 2]; dl/dD = t D - (1 - t) max(0, m - D),
       dl/dx1 = -dl/dD (u2 - c u1) / ||x1|| (u = x / ||x||), and symmetrically for x2.
+
+    Second order (``hvp``; w the pair weights, (v1, v2) the direction, h = max(0, m - D)):
+
+    * euclidean: l depends on d = x1 - x2 only, with the Hessian (u = d / D)
+
+          H_d = [t - (1 - t) h / D] I + (1 - t) 1{h > 0} (m / D) u u^T,
+
+      so H v = (w H_d (v1 - v2), -w H_d (v1 - v2)).  At the tie D = m the gradient's
+      h = 0 makes the dissimilar term flat, and the Hessian takes that side (1{h > 0} = 0).
+      At D = 0, (m - D)^2 / 2 = m^2 / 2 - m D + D^2 / 2 has the cone -m D, whose Hessian
+      (m / D)(u u^T - I) is infinite; following the gradient, which takes the cone's
+      subgradient 0 there, it contributes nothing and H_d = I.
+    * cosine: l = f(c), c = cos(x1, x2), with f'(c) = -dl/dD and f''(c) = d^2l/dD^2 =
+      t + (1 - t) 1{h > 0} (the same side at the tie); H v is that of F(c) =
+      w f(c) in :mod:`lossgrad.losses._pair_second`:  f'' dc grad(c) + f' (grad^2 c) v with
+      dc = grad(c) . v, through the normalisation u = x / ||x||.
 
     Inputs: x1, x2 (N, D); target (N,) in {0, 1}.  Value (N,).
     Reference: R. Hadsell, S. Chopra, Y. LeCun, Dimensionality reduction by learning an
@@ -98,7 +130,10 @@ class Contrastive(_PairLoss):
     _formula = Formula(
         r"\tfrac12\,[t D^2 + (1 - t)\max(0, m - D)^2]",
         r"\partial l/\partial D = t D - (1 - t)\max(0, m - D)",
-        r"\text{(not provided)}",
+        r"\text{euclidean: } \nabla^2_{d}\, l = \big[t - (1 - t)\tfrac{h}{D}\big] I"
+        r" + (1 - t)\,\mathbf{1}\{h > 0\}\tfrac{m}{D}\,\hat d \hat d^\top,\ d = x_1 - x_2,\ h = \max(0, m - D);"
+        r"\quad \text{cosine: } \nabla^2 l = l''(D)\,\nabla c\,\nabla c^\top - l'(D)\,\nabla^2 c,"
+        r"\ l''(D) = t + (1 - t)\,\mathbf{1}\{D < m\}",
         "D = ||x_1 - x_2|| or 1 - cos(x_1, x_2)",
     )
     references: ClassVar[tuple[str, ...]] = ("Hadsell, Chopra & LeCun (2006), CVPR",)
@@ -110,29 +145,61 @@ class Contrastive(_PairLoss):
     @property
     def props(self) -> Props:
         return Props(convex=False, differentiability=0 if self.distance == "euclidean" else 1,
-                     basis=Basis.OTHER, has_hess=False)
+                     basis=Basis.OTHER)
 
-    def _compute(self, xp, d, w, grad):
-        x1, x2, t = d["x1"], d["x2"], d["target"]
-        if self.distance == "euclidean":
-            diff = x1 - x2
-            D = C.row_norm(xp, diff)[:, 0]
-            h = xp.clip(self.margin - D, 0.0, None)
-            v = 0.5 * (t * D * D + (1.0 - t) * h * h)
-            if not grad:
-                return (v,)
-            sw = C.ones_weight(xp, w, v)
-            coef = sw * (t - (1.0 - t) * h / xp.where(D > 0, D, xp.ones_like(D)))
-            g1 = coef[:, None] * diff
-            return v, g1, -g1
-        c, u1, n1, u2, n2 = _cosine(self, xp, x1, x2)
-        D = 1.0 - c
+    def _euclidean(self, xp, d):
+        """(value, d = x1 - x2, D = ||d||, h = max(0, m - D), coef) with dl/dd = coef d,
+        coef = t - (1 - t) h / D (the D = 0 rows divide by 1: d = 0 there)."""
+        t = d["target"]
+        diff = d["x1"] - d["x2"]
+        D = C.row_norm(xp, diff)[:, 0]
         h = xp.clip(self.margin - D, 0.0, None)
         v = 0.5 * (t * D * D + (1.0 - t) * h * h)
+        return v, diff, D, h, t - (1.0 - t) * h / xp.where(D > 0, D, xp.ones_like(D))
+
+    def _cosine_parts(self, xp, d):
+        """(value, dl/dc, d^2l/dc^2, (c, u1, n1, u2, n2)) of the cosine distance D = 1 - c."""
+        t = d["target"]
+        cos = _cosine(self, xp, d["x1"], d["x2"])
+        D = 1.0 - cos[0]
+        h = xp.clip(self.margin - D, 0.0, None)
+        v = 0.5 * (t * D * D + (1.0 - t) * h * h)
+        return v, -(t * D - (1.0 - t) * h), t + (1.0 - t) * C.as_float(xp, h > 0, h), cos
+
+    def _compute(self, xp, d, w, grad):
+        if self.distance == "euclidean":
+            v, diff, _, _, coef = self._euclidean(xp, d)
+            if not grad:
+                return (v,)
+            g1 = (C.ones_weight(xp, w, v) * coef)[:, None] * diff
+            return v, g1, -g1
+        v, dl_dc, _, cos = self._cosine_parts(xp, d)
         if not grad:
             return (v,)
-        dc = -C.ones_weight(xp, w, v) * (t * D - (1.0 - t) * h)
-        return (v, *_cosine_grads(xp, dc, c, u1, n1, u2, n2))
+        return (v, *_cosine_grads(xp, C.ones_weight(xp, w, v) * dl_dc, *cos))
+
+    def _second(self, xp, d, w, v1, v2):
+        if self.distance == "cosine":
+            v, dl_dc, d2l_dc2, (_, u1, n1, u2, n2) = self._cosine_parts(xp, d)
+            sw = C.ones_weight(xp, w, v)
+            return S.cosine_hvp(xp, u1, n1, u2, n2, sw * dl_dc, sw * d2l_dc2, v1, v2)
+        v, diff, D, h, coef = self._euclidean(xp, d)
+        t, dv = d["target"], v1 - v2
+        moved = D > 0
+        Dsafe = xp.where(moved, D, xp.ones_like(D))
+        u = diff / Dsafe[:, None]
+        scale = xp.where(moved, coef, xp.ones_like(coef))  # D = 0: H_d = I (see the docstring)
+        rank_one = xp.where(moved, (1.0 - t) * C.as_float(xp, h > 0, h) * self.margin / Dsafe, xp.zeros_like(D))
+        sw = C.ones_weight(xp, w, v)
+        hd = (sw * scale)[:, None] * dv + (sw * rank_one * xp.sum(u * dv, axis=-1))[:, None] * u
+        return hd, -hd
+
+    def _tangent(self, xp, d, v1, v2):
+        if self.distance == "cosine":
+            _, dl_dc, _, (_, u1, n1, u2, n2) = self._cosine_parts(xp, d)
+            return dl_dc * S.cosine_tangent(xp, u1, n1, u2, n2, v1, v2)[0]
+        _, diff, _, _, coef = self._euclidean(xp, d)
+        return coef * xp.sum(diff * (v1 - v2), axis=-1)
 
     def _example_inputs(self, rng):
         n, dim = 10, 4
@@ -157,6 +224,10 @@ class MarginRanking(_PairLoss):
     higher than x2 and -1 otherwise.  dl/dx1 = -t 1{z > 0}, dl/dx2 = t 1{z > 0} with
     z = -t (x1 - x2) + margin; at z = 0 the gradient returned is 0.
 
+    Second order: l is piecewise linear, so its Hessian is 0 wherever it exists (z != 0);
+    ``hvp`` returns that exact 0 everywhere (at z = 0 too, the side the gradient takes).
+    The per-pair directional derivative along (v1, v2) is -t 1{z > 0} (v1 - v2).
+
     Inputs: x1, x2 scores of one shape (N,) (any shape is accepted); target of that
     shape (or a scalar) in {-1, +1}.  Value: the shape of x1.  Convex in (x1, x2).
     Reference: PyTorch documentation of torch.nn.MarginRankingLoss.
@@ -169,7 +240,7 @@ class MarginRanking(_PairLoss):
     margin: float = 0.0
     _ndim: ClassVar[Any] = None
     _formula = Formula(r"\max(0, -t (x_1 - x_2) + m)", r"\mp t\,\mathbf{1}\{-t (x_1 - x_2) + m > 0\}",
-                       r"\text{(not provided)}", "x_1, x_2 scores")
+                       r"0 \quad (z = -t (x_1 - x_2) + m \neq 0)", "x_1, x_2 scores")
     references: ClassVar[tuple[str, ...]] = ("PyTorch torch.nn.MarginRankingLoss",)
 
     def __post_init__(self) -> None:
@@ -177,7 +248,7 @@ class MarginRanking(_PairLoss):
 
     @property
     def props(self) -> Props:
-        return Props(convex=True, differentiability=0, basis=Basis.OTHER, has_hess=False)
+        return Props(convex=True, differentiability=0, basis=Basis.OTHER)
 
     def _compute(self, xp, d, w, grad):
         x1, x2, t = d["x1"], d["x2"], d["target"]
@@ -187,6 +258,14 @@ class MarginRanking(_PairLoss):
             return (v,)
         g = C.ones_weight(xp, w, v) * t * C.as_float(xp, z > 0, z)
         return v, -g, g
+
+    def _second(self, xp, d, w, v1, v2):
+        return xp.zeros_like(d["x1"]), xp.zeros_like(d["x2"])
+
+    def _tangent(self, xp, d, v1, v2):
+        t = d["target"]
+        z = -t * (d["x1"] - d["x2"]) + self.margin
+        return -t * C.as_float(xp, z > 0, z) * (v1 - v2)
 
     def _example_inputs(self, rng):
         x1 = rng.normal(size=12)
@@ -208,6 +287,12 @@ class CosineEmbedding(_PairLoss):
     dl/dc = -1 (t = 1) or 1{c > margin} (t = -1); dc/dx1 = (u2 - c u1) / ||x1||,
     dc/dx2 = (u1 - c u2) / ||x2|| with u = x / ||x||.
 
+    Second order: d^2l/dc^2 = 0 on both pieces (at the tie c = margin the gradient's side,
+    1{c > margin} = 0, is taken), so the Hessian is dl/dc times that of the cosine,
+    H v = w dl/dc (grad^2 c) v; along (v1, v2), with du_k = (v_k - (u_k . v_k) u_k) / ||x_k||,
+    (grad^2 c) v |_{x1} = through_normalize(du2) + dP1[v1] u2 (the curvature of the
+    normalisation, :mod:`lossgrad.losses._pair_second`), and symmetrically for x2.
+
     Inputs: x1, x2 (N, D); target (N,) in {-1, +1}.  Value (N,).  ``margin`` in [-1, 1].
     Convention: PyTorch adds 1e-12 to both squared norms; lossgrad uses the exact cosine
     and rejects zero vectors (a relative difference of ~1e-12 for unit-scale inputs).
@@ -221,7 +306,10 @@ class CosineEmbedding(_PairLoss):
 
     margin: float = 0.0
     _formula = Formula(r"\begin{cases}1 - c & t = 1\\ \max(0, c - m) & t = -1\end{cases}",
-                       r"\partial l/\partial c = -1 \text{ or } \mathbf{1}\{c > m\}", r"\text{(not provided)}",
+                       r"\partial l/\partial c = -1 \text{ or } \mathbf{1}\{c > m\}",
+                       r"\tfrac{\partial l}{\partial c}\,\nabla^2 c,\ \nabla^2_{x_1 x_1} c = -\tfrac{u_1 u_2^\top"
+                       r" + u_2 u_1^\top + c\,(I - 3 u_1 u_1^\top)}{\|x_1\|^2},\ \nabla^2_{x_1 x_2} c"
+                       r" = \tfrac{(I - u_1 u_1^\top)(I - u_2 u_2^\top)}{\|x_1\|\,\|x_2\|}",
                        "c = cos(x_1, x_2)")
     references: ClassVar[tuple[str, ...]] = ("PyTorch torch.nn.CosineEmbeddingLoss",)
 
@@ -230,18 +318,30 @@ class CosineEmbedding(_PairLoss):
 
     @property
     def props(self) -> Props:
-        return Props(convex=False, differentiability=0, basis=Basis.OTHER, has_hess=False)
+        return Props(convex=False, differentiability=0, basis=Basis.OTHER)
+
+    def _parts(self, xp, d):
+        """(value, dl/dc, (c, u1, n1, u2, n2))."""
+        t = d["target"]
+        cos = _cosine(self, xp, d["x1"], d["x2"])
+        c, sim = cos[0], t > 0
+        v = xp.where(sim, 1.0 - c, xp.clip(c - self.margin, 0.0, None))
+        return v, xp.where(sim, -xp.ones_like(c), C.as_float(xp, c > self.margin, c)), cos
 
     def _compute(self, xp, d, w, grad):
-        t = d["target"]
-        c, u1, n1, u2, n2 = _cosine(self, xp, d["x1"], d["x2"])
-        sim = t > 0
-        v = xp.where(sim, 1.0 - c, xp.clip(c - self.margin, 0.0, None))
+        v, dl_dc, cos = self._parts(xp, d)
         if not grad:
             return (v,)
-        dc = xp.where(sim, -xp.ones_like(c), C.as_float(xp, c > self.margin, c))
-        dc = C.ones_weight(xp, w, v) * dc
-        return (v, *_cosine_grads(xp, dc, c, u1, n1, u2, n2))
+        return (v, *_cosine_grads(xp, C.ones_weight(xp, w, v) * dl_dc, *cos))
+
+    def _second(self, xp, d, w, v1, v2):
+        v, dl_dc, (_, u1, n1, u2, n2) = self._parts(xp, d)
+        a = C.ones_weight(xp, w, v) * dl_dc
+        return S.cosine_hvp(xp, u1, n1, u2, n2, a, xp.zeros_like(a), v1, v2)
+
+    def _tangent(self, xp, d, v1, v2):
+        _, dl_dc, (_, u1, n1, u2, n2) = self._parts(xp, d)
+        return dl_dc * S.cosine_tangent(xp, u1, n1, u2, n2, v1, v2)[0]
 
     def _example_inputs(self, rng):
         n, dim = 12, 4

@@ -12,10 +12,12 @@ from .._batch import BatchLoss
 from .._props import Basis, Formula, Props
 from .._registry import register
 from . import _embedding_common as C
+from . import _pair_second as S
 
 __all__ = ["Triplet"]
 
 _MINING = (None, "batch_all", "batch_hard")
+_PAIRS = (("anchor", "positive"), ("anchor", "negative"), ("positive", "negative"))
 
 
 @register(
@@ -61,6 +63,22 @@ class Triplet(BatchLoss):
       the swap applied to the hardest (p, n) pair; 0 for an anchor without a positive or
       a negative.  The max/min are kinks of the value (the gradient flows to the argmax).
 
+    Second order (``hvp``).  On each active piece (fixed hinge side, swap choice and
+    hardest pair) the loss is a signed sum of distances, sum(w * l) = sum_pairs c d(x, y)
+    + const, with the coefficients c of the gradient (w 1{l > 0} for the positive
+    distance, -w 1{l > 0} for the negative one taken; batch-all divides by the anchor's
+    count).  Its Hessian is therefore sum_pairs c H_p(x - y + eps) on the blocks
+    (x, x), (y, y) and -H_p on (x, y), (y, x), where H_p is the Hessian of ||y||_p:
+
+        H_p(y) = (p - 1) / ||y||_p [ diag(rho^(p - 2)) - delta delta^T ],   rho = |y| / ||y||_p,
+
+    delta = sign(y) rho^(p - 1) as above (p = 2: (I - u u^T) / ||y||; p = 1: 0).  The
+    Hessian is that of the piece the gradient takes: 0 at l = 0, the (a, n) distance at
+    a swap tie d(p, n) = d(a, n), the first argmax / argmin at a batch-hard tie.  Where
+    H_p is infinite the gradient's convention (0 at a corner) is kept: at y = 0 (possible
+    with eps = 0) H_p is taken as 0, and for p < 2 a zero coordinate y_k = 0 contributes
+    no diagonal term (its gradient entry is sign(0) = 0).
+
     Reference: Schroff, Kalenichenko & Philbin, FaceNet, CVPR 2015; PyTorch
     documentation of torch.nn.TripletMarginLoss; Hermans et al., In defense of the
     triplet loss for person re-identification, arXiv:1703.07737.
@@ -79,7 +97,9 @@ class Triplet(BatchLoss):
     _formula = Formula(
         r"\max(0, \|a - p + \epsilon\|_p - \|a - n + \epsilon\|_p + m)",
         r"\partial l/\partial a = \mathbf{1}\{l>0\}[\delta(a-p+\epsilon) - \delta(a-n+\epsilon)]",
-        r"\text{(not provided)}",
+        r"\mathbf{1}\{l>0\}\,[H_p(a - p + \epsilon) - H_p(a - n + \epsilon)] \text{ on } (x - y)\text{-blocks},\ "
+        r"H_p(y) = \tfrac{p - 1}{\|y\|_p}\big[\operatorname{diag}(\rho^{p - 2}) - \delta\delta^\top\big],\ "
+        r"\rho = |y| / \|y\|_p",
         "a, p, n embeddings",
     )
     references: ClassVar[tuple[str, ...]] = (
@@ -104,9 +124,11 @@ class Triplet(BatchLoss):
     def differentiable(self) -> tuple[str, ...]:  # type: ignore[override]
         return ("anchor", "positive", "negative") if self.mining is None else ("embeddings",)
 
+    has_hvp: ClassVar[bool] = True
+
     @property
     def props(self) -> Props:
-        return Props(convex=False, differentiability=0, basis=Basis.OTHER, has_hess=False)
+        return Props(convex=False, differentiability=0, basis=Basis.OTHER)
 
     # --- preparation -----------------------------------------------------
     def _prepare(self, inputs, sample_weight):
@@ -130,6 +152,10 @@ class Triplet(BatchLoss):
         """(d(x, y), d d / d(x - y)) with d(x, y) = ||x - y + eps||_p, on broadcast shapes."""
         return C.pnorm(xp, x - y + self.eps, self.p)
 
+    def _dist_hvp(self, xp, x, y, dist, ddist, dx, dy):
+        """(d^2 d / d(x - y)^2) (dx - dy): the p-norm's Hessian at x - y + eps (_pair_second.pnorm_hvp)."""
+        return S.pnorm_hvp(xp, x - y + self.eps, dist, ddist, self.p, dx - dy)
+
     # --- plain triplets --------------------------------------------------
     def _value(self, xp, d):
         return self._evaluate(xp, d, None, grad=False)[0]
@@ -141,51 +167,95 @@ class Triplet(BatchLoss):
     def _evaluate(self, xp, d, w, grad):
         if self.mining is not None:
             return self._mined(xp, d["embeddings"], d["labels"], w, grad)
-        a, pos, neg = d["anchor"], d["positive"], d["negative"]
-        d_ap, g_ap = self._dist(xp, a, pos)
-        d_an, g_an = self._dist(xp, a, neg)
+        v, dist, coef = self._plain(xp, d, w)
+        if not grad:
+            return (v, None)
+        g = {name: xp.zeros_like(d[name]) for name in ("anchor", "positive", "negative")}
+        for (x, y), (_, ddist) in dist.items():
+            share = coef[(x, y)][:, None] * ddist
+            g[x], g[y] = g[x] + share, g[y] - share
+        return v, g
+
+    def _plain(self, xp, d, w):
+        """(values, {pair: (d, d d / d(x - y))}, {pair: c}) with sum(w * l) = sum_pairs c d(x, y)
+        + const on the active piece: c = w 1{l > 0} for (a, p), -w 1{l > 0} for the negative
+        distance taken ((a, n), or (p, n) where swapped: d(p, n) < d(a, n))."""
+        pairs = _PAIRS if self.swap else _PAIRS[:2]
+        dist = {(x, y): self._dist(xp, d[x], d[y]) for x, y in pairs}
+        d_ap, d_an = dist[_PAIRS[0]][0], dist[_PAIRS[1]][0]
         if self.swap:
-            d_pn, g_pn = self._dist(xp, pos, neg)
+            d_pn = dist[_PAIRS[2]][0]
             swapped = d_pn < d_an
             d_neg = xp.where(swapped, d_pn, d_an)
         else:
             d_neg = d_an
         z = d_ap - d_neg + self.margin
         v = xp.clip(z, 0.0, None)
-        if not grad:
-            return (v, None)
-        act = (C.ones_weight(xp, w, v) * C.as_float(xp, z > 0, z))[:, None]
+        act = C.ones_weight(xp, w, v) * C.as_float(xp, z > 0, z)
         if self.swap:
-            s = C.as_float(xp, swapped, z)[:, None]
-            neg_a, neg_p = act * (1.0 - s) * g_an, act * s * g_pn
+            s = C.as_float(xp, swapped, z)
+            coef = {_PAIRS[0]: act, _PAIRS[1]: -(act * (1.0 - s)), _PAIRS[2]: -(act * s)}
         else:
-            neg_a, neg_p = act * g_an, 0.0 * g_an
-        g = {
-            "anchor": act * g_ap - neg_a,
-            "positive": -act * g_ap - neg_p,
-            "negative": neg_a + neg_p,
-        }
-        return v, g
+            coef = {_PAIRS[0]: act, _PAIRS[1]: -act}
+        return v, dist, coef
+
+    # --- second order -------------------------------------------------------
+    def _hvp(self, xp, d, w, v):
+        names = self.differentiable
+        dirs = {name: self._direction(xp, v, name, d[name]) for name in names}
+        if self.mining is not None:
+            e, de = d["embeddings"], dirs["embeddings"]
+            D, dD = self._dist(xp, e[:, None, :], e[None, :, :])
+            _, G, _ = self._mined_coefficients(xp, D, d["labels"], w, None)
+            HD = G[:, :, None] * self._dist_hvp(xp, e[:, None, :], e[None, :, :], D, dD, de[:, None, :], de[None, :, :])
+            return {"embeddings": xp.sum(HD, axis=1) - xp.sum(HD, axis=0)}
+        _, dist, coef = self._plain(xp, d, w)
+        out = {name: xp.zeros_like(d[name]) for name in names}
+        for (x, y), (n, dn) in dist.items():
+            share = coef[(x, y)][:, None] * self._dist_hvp(xp, d[x], d[y], n, dn, dirs[x], dirs[y])
+            out[x], out[y] = out[x] + share, out[y] - share
+        return out
+
+    def _item_jvp(self, xp, d, v):
+        dirs = {name: self._direction(xp, v, name, d[name]) for name in self.differentiable}
+        if self.mining is not None:
+            e, de = d["embeddings"], dirs["embeddings"]
+            D, dD = self._dist(xp, e[:, None, :], e[None, :, :])
+            T = xp.sum(dD * (de[:, None, :] - de[None, :, :]), axis=-1)  # T_ij: D_ij's change along v
+            return self._mined_coefficients(xp, D, d["labels"], None, T)[2]
+        _, dist, coef = self._plain(xp, d, None)
+        out = 0.0
+        for (x, y), (_, dn) in dist.items():
+            out = out + coef[(x, y)] * xp.sum(dn * (dirs[x] - dirs[y]), axis=-1)
+        return out
 
     # --- mining -----------------------------------------------------------
     def _mined(self, xp, e, labels, w, grad):
-        n = int(e.shape[0])
         D, dD = self._dist(xp, e[:, None, :], e[None, :, :])  # (n, n), (n, n, dim)
-        same = labels[:, None] == labels[None, :]
-        pos = same & ~C.eye(xp, n, e)
-        neg = ~same
-        sw = C.ones_weight(xp, w, D[:, 0])
-        if self.mining == "batch_all":
-            v, G = self._batch_all(xp, D, pos, neg, sw)
-        else:
-            v, G = self._batch_hard(xp, D, pos, neg, sw)
+        v, G, _ = self._mined_coefficients(xp, D, labels, w, None)
         if not grad:
             return (v, None)
         # D_ij depends on e_i - e_j:  dL/de_i += G_ij dD_ij,  dL/de_j -= G_ij dD_ij
         GD = G[:, :, None] * dD
         return v, {"embeddings": xp.sum(GD, axis=1) - xp.sum(GD, axis=0)}
 
-    def _batch_all(self, xp, D, pos, neg, sw):
+    def _mined_coefficients(self, xp, D, labels, w, T):
+        """(values, G = d sum(w * l) / dD, per-anchor sum_jk (dl_i / dD_jk) T_jk or None).
+
+        On the active piece (fixed hinge sides, swaps and, batch-hard, fixed hardest pair)
+        the loss is linear in D, so G is also the coefficient of every D_ij's Hessian.
+        With w None the weights are 1 (the per-anchor directional derivative is unweighted).
+        """
+        n = int(D.shape[0])
+        same = labels[:, None] == labels[None, :]
+        pos = same & ~C.eye(xp, n, D)
+        neg = ~same
+        sw = C.ones_weight(xp, w, D[:, 0])
+        if self.mining == "batch_all":
+            return self._batch_all(xp, D, pos, neg, sw, T)
+        return self._batch_hard(xp, D, pos, neg, sw, T)
+
+    def _batch_all(self, xp, D, pos, neg, sw, T=None):
         valid = pos[:, :, None] & neg[:, None, :]  # (anchor, positive, negative)
         dneg = D[:, None, :]
         if self.swap:
@@ -203,9 +273,14 @@ class Triplet(BatchLoss):
             G = xp.sum(A, axis=2) - xp.sum(A * (1.0 - s), axis=1) - xp.sum(A * s, axis=0)
         else:
             G = xp.sum(A, axis=2) - xp.sum(A, axis=1)
-        return v, G
+        if T is None:
+            return v, G, None
+        Tneg = T[:, None, :]  # the change of the negative distance taken, (anchor, positive, negative)
+        if self.swap:
+            Tneg = (1.0 - s) * Tneg + s * T[None, :, :]
+        return v, G, xp.sum(A * (T[:, :, None] - Tneg), axis=(1, 2))
 
-    def _batch_hard(self, xp, D, pos, neg, sw):
+    def _batch_hard(self, xp, D, pos, neg, sw, T=None):
         n = int(D.shape[0])
         inf = xp.full(D.shape, float("inf"), dtype=D.dtype, device=C.device(D))
         hp_idx = xp.argmax(xp.where(pos, D, -inf), axis=1)
@@ -231,7 +306,12 @@ class Triplet(BatchLoss):
             G = A[:, None] * fP - (A * (1.0 - s))[:, None] * fQ - xp.matrix_transpose(fP * (A * s)[:, None]) @ fQ
         else:
             G = A[:, None] * (fP - fQ)
-        return v, G
+        if T is None:
+            return v, G, None
+        t_neg = xp.sum(fQ * T, axis=1)  # the change of the negative distance taken
+        if self.swap:
+            t_neg = (1.0 - s) * t_neg + s * xp.sum((fP @ T) * fQ, axis=1)
+        return v, G, A * (xp.sum(fP * T, axis=1) - t_neg)
 
     @staticmethod
     def triplet_counts(labels: Any) -> np.ndarray:
@@ -243,6 +323,24 @@ class Triplet(BatchLoss):
 
     # --- verification ------------------------------------------------------
     def _example_inputs(self, rng):
+        """Random triplets (or clusters); for 1 < p < 2 redrawn until no coordinate of a
+        compared difference lies within 0.01 of 0, where the Hessian of ||.||_p (a term
+        |y_k|^(p - 2)) is singular and central differences of the gradient need far
+        smaller steps than a verification takes."""
+        while True:
+            ex = self._draw_example(rng)
+            if not 1.0 < self.p < 2.0:
+                return ex
+            if self.mining is None:
+                a, pos, neg = ex["anchor"], ex["positive"], ex["negative"]
+                gaps = np.concatenate([a - pos, a - neg, pos - neg])
+            else:
+                e = ex["embeddings"]
+                gaps = (e[:, None, :] - e[None, :, :])[~np.eye(e.shape[0], dtype=bool)]
+            if np.min(np.abs(gaps)) >= 0.01:
+                return ex
+
+    def _draw_example(self, rng):
         dim = 4
         if self.mining is None:
             n = 10
