@@ -3,6 +3,16 @@
 ``y_pred`` is (N, C, *spatial) logits; ``y_true`` is either integer labels (N, *spatial)
 (integral floats accepted), with ``ignore_index`` marking pixels that take no part, or
 masks (N, C, *spatial) in [0, 1].  Everything is flattened to (N, C, P) internally.
+
+Second order (``has_hvp``): :meth:`SegmentationLoss.hvp` takes ``{"y_pred": z}`` of
+y_pred's shape and returns the Hessian of sum(w * value) times z.  Entries of z at
+pixels with ``ignore_index`` are never read (they may hold anything, NaN included) and
+the product is 0 there, as the gradient is.  Each loss supplies ``_second(xp, data, z)``,
+the unweighted product on the (N, C, P) layout; the activations' second order is shared:
+
+* softmax over channels, p = softmax(f): forward mode dp = J z = p (z - sum_c p z),
+  and for a fixed gradient g in p, d/dt J(f + t z)^T g = dp (g - sum_c p g) - p sum_c dp g;
+* sigmoid: dp = p (1 - p) z and d/dt (g p (1 - p)) = g p (1 - p)(1 - 2p) z.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from .._batch import BatchLoss
 from .._config import get_config
 from .._props import Basis, Props
 
-__all__ = ["SegmentationLoss", "softmax_channels", "softmax_backward"]
+__all__ = ["SegmentationLoss", "softmax_channels", "softmax_backward", "softmax_forward", "softmax_curvature"]
 
 
 def _asarray(xp: Any, x: Any, like: Any, name: str) -> Any:
@@ -45,6 +55,17 @@ def softmax_backward(xp: Any, p: Any, g: Any) -> Any:
     return p * (g - xp.sum(p * g, axis=1, keepdims=True))
 
 
+def softmax_forward(xp: Any, p: Any, z: Any) -> Any:
+    """Forward mode through softmax over axis 1: dp = J z = p * (z - sum_c p z) (J is symmetric)."""
+    return p * (z - xp.sum(p * z, axis=1, keepdims=True))
+
+
+def softmax_curvature(xp: Any, p: Any, dp: Any, g: Any) -> Any:
+    """The softmax's second-order term along z for a fixed gradient g in p:
+    sum_c g_c (d^2 p_c) z = d/dt J(f + t z)^T g = dp (g - sum_c p g) - p sum_c dp g, dp = J z."""
+    return dp * (g - xp.sum(p * g, axis=1, keepdims=True)) - p * xp.sum(dp * g, axis=1, keepdims=True)
+
+
 class SegmentationLoss(BatchLoss):
     """Base of the segmentation losses: per-sample values (N,), gradient w.r.t. ``y_pred``."""
 
@@ -53,6 +74,7 @@ class SegmentationLoss(BatchLoss):
     _optional_inputs: ClassVar[tuple[str, ...]] = ()
     _binary_target: ClassVar[bool] = False  # targets must be exactly 0/1 (Lovasz)
     _channels: ClassVar[str] = "any"  # "one" (lovasz_hinge), "many" (softmax), "any"
+    has_hvp: ClassVar[bool] = True
 
     def _check_ignore_index(self) -> None:
         ii = self.ignore_index
@@ -143,9 +165,32 @@ class SegmentationLoss(BatchLoss):
         """(per-sample values (N,), d sum(values) / d logits as (N, C, P)), unweighted."""
         raise NotImplementedError  # pragma: no cover
 
+    def _hvp(self, xp: Any, data: dict[str, Any], w: Any, v: dict[str, Any]) -> dict[str, Any]:
+        hz = self._second(xp, data, self._logit_direction(xp, data, v))
+        if w is not None:
+            hz = hz * w[:, None, None]
+        return {"y_pred": xp.reshape(hz, data["shape"])}
+
+    def _item_jvp(self, xp: Any, data: dict[str, Any], v: dict[str, Any]) -> Any:
+        """Per sample, <grad value_n, z_n>: the samples share no logit."""
+        z = self._logit_direction(xp, data, v)
+        g = self._vg(xp, data, need_grad=True)[1]
+        return xp.sum(xp.sum(g * z, axis=-1), axis=-1)
+
+    def _logit_direction(self, xp: Any, data: dict[str, Any], v: dict[str, Any]) -> Any:
+        """v["y_pred"] checked against y_pred and flattened to (N, C, P); ignored pixels read as 0."""
+        f, shape = data["f"], data["shape"]
+        read = xp.reshape(xp.broadcast_to(data["v"] > 0, tuple(f.shape)), shape)
+        z = self._direction(xp, v, "y_pred", xp.reshape(f, shape), read=read)
+        return xp.reshape(z, tuple(f.shape))
+
+    def _second(self, xp: Any, data: dict[str, Any], z: Any) -> Any:
+        """Hessian of sum(values) (unweighted) w.r.t. the (N, C, P) logits times z (N, C, P)."""
+        raise NotImplementedError  # pragma: no cover
+
     @property
     def props(self) -> Props:
-        return Props(convex=False, differentiability=2, basis=Basis.OTHER, bounded=True, has_hess=False)
+        return Props(convex=False, differentiability=2, basis=Basis.OTHER, bounded=True)
 
     # ------------------------------------------------------------------ examples
     def _example_inputs(self, rng: np.random.Generator) -> dict[str, np.ndarray]:

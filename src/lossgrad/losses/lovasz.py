@@ -14,6 +14,12 @@ gradient, wherever no two errors tie, is dL/dm_(k) = J_k - J_{k-1}: the weights 
 constants of the sort order.  At a tie the gradient returned is that of the stable
 sort order (a subgradient for the convex Lovasz hinge).  Pixels with label
 ``ignore_index`` are excluded; an image without valid pixels has value 0, gradient 0.
+
+Second order (``hvp``): on each piece (a fixed sort order) the loss is the linear
+function sum_i m_i w_i of the errors with constant weights w, so its exact Hessian is
+that of the errors alone: 0 for the hinge (linear in the logits on each side of
+m = 0), and for the softmax errors only the softmax's curvature weighted by the
+gradient in p.  At ties the piece is the one the gradient uses (the stable sort order).
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from .. import _validation as V
 from .. import _xp
 from .._props import Basis, Formula, Props
 from .._registry import register
-from ._segmentation_base import SegmentationLoss, prefix_jaccard_grad, softmax_backward, softmax_channels
+from ._segmentation_base import (SegmentationLoss, prefix_jaccard_grad, softmax_backward, softmax_channels,
+                                 softmax_curvature, softmax_forward)
 
 __all__ = ["LovaszHinge", "LovaszSoftmax"]
 
@@ -59,7 +66,8 @@ class LovaszHinge(SegmentationLoss):
         dL/df_i = -y_i 1{1 - f_i y_i > 0} (J_{r(i)} - J_{r(i)-1}),   r(i) the rank of pixel i.
 
     Exact almost everywhere; at 1 - f y = 0 the returned one-sided value is 0, at ties
-    the stable sort order decides.  Convex in the logits (the Lovasz extension of the
+    the stable sort order decides.  Hessian: 0 almost everywhere (piecewise linear in
+    the logits), which ``hvp`` returns after checking the direction.  Convex in the logits (the Lovasz extension of the
     submodular, increasing Jaccard loss is convex and non-decreasing, composed with a
     convex hinge).  ``y_true``: labels (N, ...) in {0, 1} or a binary mask (N, 1, ...).
     Reference: Berman, Rannen Triki & Blaschko (2018), The Lovasz-softmax loss: a
@@ -83,7 +91,7 @@ class LovaszHinge(SegmentationLoss):
 
     @property
     def props(self) -> Props:
-        return Props(convex=True, differentiability=0, basis=Basis.OTHER, has_hess=False)
+        return Props(convex=True, differentiability=0, basis=Basis.OTHER)
 
     def _vg(self, xp, data, need_grad):
         f, t, v = data["f"][:, 0, :], data["t"][:, 0, :], data["v"][:, 0, :]
@@ -97,6 +105,10 @@ class LovaszHinge(SegmentationLoss):
             return value, None
         g = -sign * xp.where(pos, w, xp.zeros_like(w))
         return value, g[:, None, :]
+
+    def _second(self, xp, data, z):
+        """0: on each piece (fixed sort order, fixed hinge sides) the loss is linear in the logits."""
+        return xp.zeros_like(z)
 
     def _example_channels(self) -> int:
         return 1
@@ -113,7 +125,17 @@ class LovaszSoftmax(SegmentationLoss):
         L_c = sum_k m_{c,(k)} (J_{c,k} - J_{c,k-1}),    L = mean_{c in K} L_c,
         dL/dp_{c,i} = sign(p_{c,i} - g_{c,i}) (J_{c,r(i)} - J_{c,r(i)-1}) / |K|,
 
-    then the softmax chain rule p (g - sum_c p g).  ``classes="present"`` (default, as the
+    then the softmax chain rule p (g - sum_c p g).  Hessian: for binary g and p in (0, 1),
+    m = |g - p| is linear in p and on a piece (fixed sort orders) L = sum gamma . p + const
+    with the constant gradient gamma = dL/dp above, so H_p = 0 and per pixel, over its
+    C logits,
+
+        d^2L/df^2 = sum_c gamma_c d^2 p_c = diag(h) - h p^T - p h^T,   h = p (gamma - sum_c p gamma),
+
+    (times z: h z - h (p . z) - p (h . z)); the logits of different pixels do not
+    interact.  At tied errors the piece is the stable sort order's, the gradient's
+    convention, and at a saturated p = g the sign is that of the gradient (-1 where
+    g = 1).  ``classes="present"`` (default, as the
     reference) averages over the classes present in the image's valid ground truth
     (an image with none has value 0), ``classes="all"`` over all C classes.  Not convex
     in the logits.  ``y_true``: labels (N, ...) or a binary (one-hot) mask (N, C, ...).
@@ -131,13 +153,15 @@ class LovaszSoftmax(SegmentationLoss):
     _channels: ClassVar[str] = "many"
     _formula = Formula(r"\frac{1}{|K|}\sum_{c\in K}\sum_k m_{c,(k)} (J_{c,k} - J_{c,k-1}),\ m = |g - p|",
                        r"J_{\mathrm{softmax}}^\top\big(\operatorname{sign}(p - g)\,\Delta J / |K|\big)",
-                       r"\text{not provided}", "logits")
+                       r"\operatorname{diag}(h) - h p^\top - p h^\top \text{ per pixel},\ h = p \odot (\gamma - p^\top \gamma),\ "
+                       r"\gamma = \operatorname{sign}(p - g)\,\Delta J / |K|", "logits")
 
     def __post_init__(self) -> None:
         self._set("classes", V.param_choice(self._owner, "classes", self.classes, _CLASSES))
         self._check_ignore_index()
 
-    def _vg(self, xp, data, need_grad):
+    def _parts(self, xp, data, need_grad):
+        """(values, p, the gradient in p: sign(p - g) (J_{c,r(i)} - J_{c,r(i)-1}) / |K| on valid pixels)."""
         f, t, v = data["f"], data["t"], data["v"]
         vv = v * xp.ones_like(f)
         p = softmax_channels(xp, f)
@@ -151,7 +175,15 @@ class LovaszSoftmax(SegmentationLoss):
         inv = _xp.safe_divide(xp, xp.ones_like(per_class[:, 0]), xp.sum(sel, axis=-1), 0.0)
         value = xp.sum(per_class * sel, axis=-1) * inv
         if not need_grad:
-            return value, None
+            return value, p, None
         sign = xp.where(t > 0, -xp.ones_like(p), xp.ones_like(p))
-        gp = sign * w * vv * (sel * inv[:, None])[..., None]
-        return value, softmax_backward(xp, p, gp)
+        return value, p, sign * w * vv * (sel * inv[:, None])[..., None]
+
+    def _vg(self, xp, data, need_grad):
+        value, p, gp = self._parts(xp, data, need_grad)
+        return value, (None if gp is None else softmax_backward(xp, p, gp))
+
+    def _second(self, xp, data, z):
+        """Linear in p on the piece (H_p = 0): only the softmax's curvature with the constant gradient gp."""
+        _, p, gp = self._parts(xp, data, True)
+        return softmax_curvature(xp, p, softmax_forward(xp, p, z), gp)
