@@ -4,7 +4,8 @@ Each registered batch loss and parameter variant (``lossgrad.catalog(shape="batc
 runs :func:`lossgrad.verification.batch.verify_batch`: closed-form gradients of
 sum(w * value) against 4th-order central differences in float64, value_grad
 consistency, reductions, finiteness (also at extreme inputs), float32 in -> float32 out,
-no mutation, hvp declared absent, convexity where declared.  The other tests here make
+no mutation, the Hessian-vector product (every registered batch loss has one) and the
+per-item jvp against differences, convexity where declared.  The other tests here make
 sure those checks can fail, and exercise the BatchLoss machinery (namespaces, Scaled,
 input errors).
 """
@@ -138,12 +139,35 @@ def test_lossgrad_verify_dispatches_batch_losses():
 # ----------------------------------------------------------------- BatchLoss machinery
 
 
-def test_hvp_is_declared_absent():
-    loss = lossgrad.get("info_nce")
+def test_every_catalog_batch_loss_has_an_hvp_and_one_without_raises():
+    assert all(e.cls.has_hvp for e in lossgrad.catalog(shape="batch"))
+    loss = _WrongGrad(factor=1.0)  # a user's batch loss declaring no Hessian
     ins = loss._example_inputs(np.random.default_rng(0))
-    assert loss.has_hvp is False
     with pytest.raises(NotDifferentiableError, match="Hessian-vector product"):
-        loss.hvp({k: np.zeros_like(v) for k, v in ins.items()}, **ins)
+        loss.hvp({"x": np.zeros_like(ins["x"])}, **ins)
+    assert verify_batch(loss, n=8).check("hvp").passed  # declared absent, and it is
+
+
+@dataclasses.dataclass(frozen=True)
+class _WithHvp(_WrongGrad):
+    """_WrongGrad's loss with a Hessian-vector product (2 v w) and item jvp, each with a planted factor."""
+
+    hvp_factor: float = 1.0
+    jvp_factor: float = 1.0
+    has_hvp = True
+
+    def _hvp(self, xp, d, w, v):
+        ww = xp.ones(d["x"].shape[:1], dtype=d["x"].dtype) if w is None else w
+        return {"x": self.hvp_factor * 2.0 * self._direction(xp, v, "x", d["x"]) * ww[:, None]}
+
+    def _item_jvp(self, xp, d, v):
+        return self.jvp_factor * xp.sum(2.0 * (d["x"] - 1.0) * self._direction(xp, v, "x", d["x"]), axis=1)
+
+
+def test_verify_batch_checks_the_hvp_and_the_item_jvp():
+    assert verify_batch(_WithHvp(factor=1.0), n=8).check("hvp").passed
+    assert not verify_batch(_WithHvp(factor=1.0, hvp_factor=1.001), n=8).check("hvp").passed
+    assert not verify_batch(_WithHvp(factor=1.0, jvp_factor=1.001), n=8).check("hvp").passed
 
 
 def test_input_errors_name_the_argument():

@@ -140,15 +140,51 @@ def test_batch_losses_first_order(loss):
     np.testing.assert_allclose(np.asarray(per_item), loss.value(**inputs), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("loss", _batch_cases())
+def test_batch_losses_second_order_reverse_over_reverse(loss):
+    """Through the nested custom_vjp, for F = f^2 with f the weighted sum: d/dx <grad F, u>
+    = 2 (grad f . u) grad f + 2 f H u, with lossgrad's grad and hvp (the first term comes
+    through the cotangent's path, c = 2 f, i.e. the per-item directional derivatives)."""
+    rng = np.random.default_rng(1)
+    inputs = loss._example_inputs(np.random.default_rng(0))
+    names = [n for n in loss.differentiable if n in inputs]
+    static = {k: v for k, v in inputs.items() if k not in names}
+    args = tuple(jnp.asarray(np.asarray(inputs[n], dtype=float)) for n in names)
+    u = tuple(jnp.asarray(rng.normal(size=np.shape(a))) for a in args)
+    w = rng.uniform(0.5, 1.5, np.shape(loss.value(**inputs)))
+    fn = lgj.function(loss)
+    argnums = tuple(range(len(args)))
+
+    def along_u(*a):
+        g = jax.grad(lambda *b: fn(sample_weight=w, reduction="sum", **static, **dict(zip(names, b))) ** 2,
+                     argnums=argnums)(*a)
+        return sum(jnp.vdot(gi, ui) for gi, ui in zip(g, u))
+
+    second = jax.grad(along_u, argnums=argnums)(*args)
+    f, g = loss.value_grad(sample_weight=w, **inputs)
+    hv = loss.hvp(dict(zip(names, map(np.asarray, u))), sample_weight=w, **inputs)
+    g_dot_u = sum(float(np.vdot(np.asarray(g[n]), np.asarray(ui))) for n, ui in zip(names, u))
+    for n, h in zip(names, second):
+        expect = 2.0 * g_dot_u * np.asarray(g[n]) + 2.0 * float(np.sum(f)) * np.asarray(hv[n])
+        np.testing.assert_allclose(np.asarray(h), expect, rtol=1e-10, atol=1e-12 * np.abs(expect).max())
+
+
 def test_batch_loss_limits():
+    from test_batch_contract import _WrongGrad
+
     loss = lossgrad.get("triplet")
     inputs = {k: jnp.asarray(v) for k, v in loss._example_inputs(np.random.default_rng(1)).items()}
     fn = lgj.function(loss)
     g = jax.grad(lambda a: fn(**{**inputs, "anchor": a}))
-    with pytest.raises(Exception, match="(?i)jvp|differentiat"):  # no Hessian declared
-        jax.grad(lambda a: jnp.sum(g(a)))(inputs["anchor"])
+    with pytest.raises(Exception, match="(?i)jvp|forward"):  # forward mode over custom_vjp: use jacrev twice
+        jax.hessian(lambda a: fn(**{**inputs, "anchor": a}))(inputs["anchor"])
     with pytest.raises(ValueError, match="reduction='none'"):
         jax.jit(lambda a: fn(reduction="none", **{**inputs, "anchor": a}))(inputs["anchor"])
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(5, 3)))
+    no_hvp = lgj.function(_WrongGrad(factor=1.0))
+    g = jax.grad(lambda z: no_hvp(x=z))
+    with pytest.raises(lossgrad.NotDifferentiableError, match="no Hessian-vector product"):
+        jax.grad(lambda z: jnp.sum(g(z)))(x)
 
 
 def test_bad_input_clear_errors():

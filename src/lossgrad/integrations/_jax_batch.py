@@ -4,7 +4,12 @@ The loss runs on the host (NumPy) through ``jax.pure_callback``, so it works und
 ``jit`` and ``vmap`` (sequentially) without tracing lossgrad's data-dependent code.
 The backward pass of ``sum(c * value)`` for the incoming cotangent c is the loss's own
 ``grad`` with ``sample_weight = c`` (times the weights and divided by the mean's
-denominator).  Batch losses declare no Hessian: differentiating twice raises.
+denominator), itself a ``custom_vjp`` function whose backward is the loss's exact
+``hvp`` in the inputs and the per-item directional derivative (``_item_jvp``) in c:
+reverse over reverse (``jax.grad`` of a function of ``jax.grad``, ``jax.jacrev(jax.grad(f))``)
+gives exact second derivatives.  Forward mode (``jax.jvp``, hence ``jax.hessian``, which
+is ``jacfwd(jacrev)``) is not available for a ``custom_vjp`` function: use ``jacrev``
+twice.  A loss without a Hessian-vector product raises on the second derivative.
 Under tracing, ``reduction="none"`` is refused (the per-item shape depends on the
 loss); use "mean" or "sum" inside ``jit``.
 """
@@ -18,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._config import config_context, get_config
-from .._core import Reduction
+from .._core import NotDifferentiableError, Reduction
 
 __all__ = ["batch_function"]
 
@@ -67,16 +72,31 @@ def batch_function(loss: Any) -> Any:
                 out = loss(sample_weight=ww, reduction=red.value, **inp)
             return np.asarray(out, dtype=dtype)
 
+        def item_weights(inp: dict[str, np.ndarray], ww: np.ndarray | None) -> np.ndarray:
+            """d(output)/d(value_l): the weights, over the mean's denominator for "mean"."""
+            v = np.asarray(loss.value(**inp))
+            base = np.ones(v.shape) if ww is None else np.broadcast_to(ww, v.shape)
+            if red is Reduction.MEAN:
+                base = base / (float(np.sum(base)) if ww is not None else float(v.size))
+            return base
+
         def host_grad(c: Any, *arrs: Any) -> tuple[np.ndarray, ...]:
             inp, ww = host_inputs(arrs)
-            c = np.asarray(c)
             with config_context(assume_valid=True):  # signed cotangents as weights
-                v = np.asarray(loss.value(**inp))
-                base = np.ones(v.shape) if ww is None else np.broadcast_to(ww, v.shape)
-                if red is Reduction.MEAN:
-                    base = base / (float(np.sum(base)) if ww is not None else float(v.size))
-                grads = loss.grad(sample_weight=c * base, **inp)
+                grads = loss.grad(sample_weight=np.asarray(c) * item_weights(inp, ww), **inp)
             return tuple(np.asarray(grads[n], dtype=inp[n].dtype) for n in names)
+
+        def host_second(c: Any, *arrs_dirs: Any) -> tuple[np.ndarray, ...]:
+            inp, ww = host_inputs(arrs_dirs[:len(keys) + 1])
+            direction = {n: np.asarray(d) for n, d in zip(names, arrs_dirs[len(keys) + 1:])}
+            c = np.asarray(c)
+            with config_context(assume_valid=True):
+                base = item_weights(inp, ww)
+                hv = loss.hvp(direction, sample_weight=c * base, **inp)
+                xp, data, _ = loss._prepare_batch(inp, None)
+                along = base * np.asarray(loss._item_jvp(xp, data, direction))  # d<dirs, grad>/d(c base)
+            dc = along if c.ndim else np.sum(along)
+            return (np.asarray(dc, dtype=c.dtype), *(np.asarray(hv[n], dtype=inp[n].dtype) for n in names))
 
         @jax.custom_vjp
         def run(*arrs: Any) -> Any:
@@ -85,9 +105,30 @@ def batch_function(loss: Any) -> Any:
         def run_fwd(*arrs: Any) -> Any:
             return run(*arrs), arrs
 
+        def specs_of(arrs: Any) -> tuple[Any, ...]:
+            return tuple(jax.ShapeDtypeStruct(arrs[keys.index(n)].shape, arrs[keys.index(n)].dtype) for n in names)
+
+        @jax.custom_vjp
+        def grad_of(c: Any, *arrs: Any) -> Any:
+            return jax.pure_callback(host_grad, specs_of(arrs), c, *arrs, vmap_method="sequential")
+
+        def grad_fwd(c: Any, *arrs: Any) -> Any:
+            return grad_of(c, *arrs), (c, arrs)
+
+        def grad_bwd(res: Any, dirs: Any) -> Any:
+            c, arrs = res
+            if not getattr(loss, "has_hvp", False):
+                raise NotDifferentiableError(f"{loss.name} declares no Hessian-vector product: no second derivative")
+            spec_c = jax.ShapeDtypeStruct(jnp.shape(c), jnp.result_type(c))
+            dc, *hv = jax.pure_callback(host_second, (spec_c, *specs_of(arrs)), c, *arrs, *dirs,
+                                        vmap_method="sequential")
+            second = dict(zip(names, hv))
+            return (dc, *(second.get(k) for k in keys), None)
+
+        grad_of.defvjp(grad_fwd, grad_bwd)
+
         def run_bwd(arrs: Any, c: Any) -> Any:
-            specs = tuple(jax.ShapeDtypeStruct(arrs[keys.index(n)].shape, arrs[keys.index(n)].dtype) for n in names)
-            grads = dict(zip(names, jax.pure_callback(host_grad, specs, c, *arrs, vmap_method="sequential")))
+            grads = dict(zip(names, grad_of(c, *arrs)))
             return tuple(grads.get(k) for k in keys) + (None,)
 
         run.defvjp(run_fwd, run_bwd)

@@ -20,9 +20,10 @@ Input checks: on concrete arrays the inputs are validated once (lossgrad's messa
 under tracing (``jit``, ``vmap``, ``grad``) values are unknown and the formulas run with
 ``lossgrad.config_context(assume_valid=True)``: validate your data before tracing.
 Enable float64 with ``jax.config.update("jax_enable_x64", True)`` for 1e-12 work.
-Batch losses (named inputs) get their exact first derivative through ``jax.custom_vjp``
-and ``jax.pure_callback`` (NumPy on the host; see :mod:`._jax_batch`); they declare no
-Hessian, so a second derivative raises.
+Batch losses (named inputs) get their exact derivatives through ``jax.custom_vjp`` and
+``jax.pure_callback`` (NumPy on the host; see :mod:`._jax_batch`): first order, and
+second order in reverse-over-reverse mode (``jax.jacrev(jax.grad(f))``) from the loss's
+``hvp``; ``jax.hessian`` (forward over reverse) is not available for them.
 """
 
 from __future__ import annotations

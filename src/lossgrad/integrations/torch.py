@@ -23,11 +23,11 @@ How the derivatives are wired (pointwise and row losses):
 
 Batch losses (named inputs) get the exact first derivative: the backward of
 ``sum(c * value)`` for the incoming per-item gradient c is the loss's own
-``grad`` with ``sample_weight = c``.  Those with a Hessian-vector product (the
-ranking family, ``has_hvp``) get the exact double backward as well: along v the
-gradient changes by ``hvp(v, sample_weight=c)`` in the scores and by the per-list
-directional derivative <v_l, grad_l> in c.  The others declare no Hessian, so their
-double backward raises.
+``grad`` with ``sample_weight = c``.  Those with a Hessian-vector product
+(``has_hvp``: every batch loss of the catalog) get the exact double backward as well:
+along v the gradient changes by ``hvp(v, sample_weight=c)`` in the inputs and by the
+per-item directional derivative of the values (``_item_jvp``) in c.  A batch loss
+declaring none raises on double backward.
 
 Arrays: float32/float64 CPU tensors go through NumPy views of the same memory
 (``Tensor.numpy()``, no copy), hence the fused kernels for large inputs; CUDA
@@ -93,7 +93,10 @@ def _back(a: Any, like: torch.Tensor) -> torch.Tensor:
     """lossgrad's output as a tensor of like's dtype and device."""
     if isinstance(a, torch.Tensor):
         return a.to(dtype=like.dtype)
-    return torch.from_numpy(np.ascontiguousarray(np.asarray(a, dtype=_np_dtype(like.dtype)))).to(like.device)
+    arr = np.asarray(a, dtype=_np_dtype(like.dtype))
+    if not arr.flags.c_contiguous:  # (np.ascontiguousarray would also turn a 0-d array into shape (1,))
+        arr = np.ascontiguousarray(arr)
+    return torch.from_numpy(arr).to(like.device)
 
 
 def _np_dtype(dt: torch.dtype) -> Any:
