@@ -61,6 +61,7 @@ import os
 import threading
 import time
 import types as pytypes
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -253,6 +254,22 @@ def kernel(code: int) -> Any:
         return _KERNELS[code]
 
 
+def _source_stamp(*functions: Any) -> str:
+    """A tag of the files defining ``functions`` (mtime and size, as Numba's cache index
+    checks its own file): in a bound copy's cached name, so that editing a function bound
+    into the copy's globals recompiles the copy (Numba watches the template's file only;
+    seen: a kernel's serial path ran edited code, its threaded copy the cached one)."""
+    parts = []
+    for fn in functions:
+        filename = getattr(fn, "py_func", fn).__code__.co_filename
+        try:
+            st = os.stat(filename)
+            parts.append(f"{st.st_mtime_ns}:{st.st_size}")
+        except OSError:
+            parts.append("-")
+    return f"{zlib.crc32(';'.join(parts).encode()):08x}"
+
+
 def _bound(template: Any, g: dict, qualname: str, **jit_options: Any) -> Any:
     """A compiled copy of ``template`` whose global names resolve in ``g``."""
     t = template
@@ -281,7 +298,8 @@ def _build(code: int) -> Any:
     else:
         fast_block = _bound(_block_template, dict(base, _scalar_ok=fast), name + "_fast_block", **inline)
         g = dict(base, _block=fast_block, _block_exact=exact)
-    return _bound(_chunk_template, g, name, cache=True, nogil=True, error_model="numpy")
+    stamp = _source_stamp(scalar, *([fast] if fast is not None else []))
+    return _bound(_chunk_template, g, f"{name}_{stamp}", cache=True, nogil=True, error_model="numpy")
 
 
 @njit(inline="always", cache=True)
@@ -322,15 +340,17 @@ def _kernel(*args):  # pragma: no cover - bound per parallel wrapper: the serial
 def parallel_copy(template: Any, kernel: Any, built: dict) -> Any:
     """The ``parallel=True`` compiled copy of ``template`` whose global ``_kernel`` is the
     compiled serial ``kernel``: built on first use, remembered in ``built`` and cached on
-    disk under the kernel's qualified name + "_parallel" (see :func:`kernel`)."""
+    disk under the kernel's qualified name + "_parallel" + its source stamp (see
+    :func:`kernel` and :func:`_source_stamp`)."""
     fn = built.get(kernel)
     if fn is None:
         with _KERNELS_LOCK:
             fn = built.get(kernel)
             if fn is None:
                 g = dict(template.__globals__, _kernel=kernel)
-                fn = built[kernel] = _bound(template, g, kernel.py_func.__qualname__ + "_parallel",
-                                            cache=True, parallel=True, nogil=True, error_model="numpy")
+                name = f"{kernel.py_func.__qualname__}_parallel_{_source_stamp(kernel)}"
+                fn = built[kernel] = _bound(template, g, name, cache=True, parallel=True, nogil=True,
+                                            error_model="numpy")
     return fn
 
 

@@ -331,7 +331,7 @@ _PARALLEL_H: dict[Any, Any] = {}
 
 
 def launch(kernel: Callable, f: np.ndarray, y: np.ndarray, args: tuple, w: np.ndarray | None,
-           want_g: bool, want_h: bool | None = None) -> tuple:
+           want_g: bool, want_h: bool | None = None, work: int | None = None) -> tuple:
     """Run ``kernel(f, y, *args, sw, has_sw, v, g, want_g, counts)`` over blocks of rows; a
     kernel that also writes the Hessian diagonal (``want_h`` not None) is called as
     ``kernel(f, y, *args, sw, has_sw, v, g, h, want_g, want_h, counts)``.  The blocks run
@@ -339,13 +339,14 @@ def launch(kernel: Callable, f: np.ndarray, y: np.ndarray, args: tuple, w: np.nd
     see :mod:`._driver`), in Python threads from 2^17 where that layer is not safe, else
     in the calling thread.  Returns (value (N,), grad (N, K) or a dummy, Hessian diagonal
     (N, K) or None, counts summed over the blocks: [non-finite f, invalid targets,
-    invalid weights])."""
+    invalid weights]).  ``work``: the element count that decides the split, when a row
+    costs more than its K elements (RankNet's lists: K^2 pairs)."""
     n, k = f.shape
     v = _output_pool.empty(n, f.dtype)
     g = _output_pool.empty((n, k) if want_g else (1, k), f.dtype)
     h = _output_pool.empty((n, k) if want_h else (1, k), f.dtype)
     sw = np.ones(1, f.dtype) if w is None else w
-    layer, nt = split_plan(n * k, n)
+    layer, nt = split_plan(n * k if work is None else work, n)
     if layer:
         counts = np.zeros((nt, 3), np.int64)
         if want_h is None:

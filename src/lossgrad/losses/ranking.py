@@ -125,6 +125,9 @@ class RankNet(RankingLoss):
         self._set("normalize", V.param_bool(self._owner, "normalize", self.normalize))
 
     def _vg(self, xp, data):
+        fused = self._fused(data, want_diag=False)
+        if fused is not None:
+            return fused[0], fused[1]
         x, e, pf, inv = self._pairs(xp, data)
         loss = xp.where(pf > 0, xp.maximum(-x, 0.0) + xp.log1p(e), xp.zeros_like(x))  # softplus(-x) on the pairs
         value = xp.sum(xp.sum(loss, axis=-1), axis=-1)
@@ -137,6 +140,10 @@ class RankNet(RankingLoss):
         return xp.sum(lam, axis=-2) - xp.sum(lam, axis=-1)
 
     def _second(self, xp, data, what, v, pairs=None):
+        if what == "diag" and pairs is None:
+            fused = self._fused(data, want_diag=True, want_grad=False)
+            if fused is not None:
+                return fused[2]
         x, e, pf, inv = self._pairs(xp, data) if pairs is None else pairs
         c = pf * (self.sigma**2 * e / ((1.0 + e) * (1.0 + e)))
         if inv is not None:
@@ -144,8 +151,25 @@ class RankNet(RankingLoss):
         return laplacian_second(xp, c + xp.matrix_transpose(c), what, v)
 
     def _grad_and_diag(self, xp, data):
+        fused = self._fused(data, want_diag=True)
+        if fused is not None:
+            return fused[1], fused[2]
         pairs = self._pairs(xp, data)
         return self._grad(xp, *pairs), self._second(xp, data, "diag", None, pairs)
+
+    def _fused(self, data, want_diag, want_grad=True):
+        """(value, grad, diag) from the list kernel (:mod:`lossgrad.kernels._ranking`) for
+        float32/float64 NumPy scores of at least ``kernel_threshold`` pair entries
+        (n_lists L^2) while ``use_kernels`` is on, else None (the reference runs)."""
+        s = data["s"]
+        if not isinstance(s, np.ndarray) or s.dtype not in (np.float32, np.float64):
+            return None
+        config = get_config()
+        if not config.use_kernels or s.size * s.shape[-1] < config.kernel_threshold:
+            return None
+        from ..kernels._ranking import ranknet_lists  # Numba loads on the first call that needs it
+
+        return ranknet_lists(s, data["rel"], data["mb"], self.sigma, self.normalize, want_grad, want_diag)
 
     def _pairs(self, xp, data):
         """x = sigma (s_i - s_j), e = exp(-|x|) (the one exponential: softplus(-x) = max(-x, 0)

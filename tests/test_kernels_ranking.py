@@ -1,0 +1,72 @@
+"""RankNet's list kernel (lossgrad.kernels._ranking) against the array-API reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import lossgrad
+from lossgrad.losses.ranking import RankNet
+
+
+def _lists(seed, n, width, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(n, width)) * 2.0
+    rel = rng.integers(0, 5, (n, width)).astype(np.float64)
+    mask = rng.random((n, width)) > 0.15
+    mask[:, :2] = True
+    rel[0, :] = 2.0  # a list without a pair: value, gradient and curvature 0
+    scores[~mask] = np.nan  # padding is never read
+    rel[~mask] = -1.0
+    return scores.astype(dtype), rel, mask
+
+
+def _both(loss, **inputs):
+    fused = (loss.value(**inputs), *loss.grad_hess_diag(**inputs), loss.hess_diag(**inputs))
+    with lossgrad.config_context(use_kernels=False):
+        reference = (loss.value(**inputs), *loss.grad_hess_diag(**inputs), loss.hess_diag(**inputs))
+    return [np.asarray(a["scores"] if isinstance(a, dict) else a) for a in fused], \
+           [np.asarray(a["scores"] if isinstance(a, dict) else a) for a in reference]
+
+
+@pytest.mark.parametrize("loss", [RankNet(), RankNet(sigma=2.0, normalize=False), RankNet(sigma=0.3)], ids=repr)
+@pytest.mark.parametrize(("n", "width"), [(12, 33), (300, 29), (40, 150)])  # serial, threads, long lists
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_kernel_equals_reference(loss, n, width, dtype):
+    s, r, m = _lists(n + width, n, width, dtype)
+    w = np.linspace(0.5, 2.0, n)
+    fused, reference = _both(loss, scores=s, relevance=r, mask=m, sample_weight=w)
+    rtol = 1e-13 if dtype == np.float64 else 2e-6
+    for a, b in zip(fused, reference):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+    assert np.all(fused[1][0] == 0.0) and np.all(fused[2][0] == 0.0) and fused[0][0] == 0.0
+
+
+def test_kernel_at_extreme_scores():
+    s, r, m = _lists(1, 20, 40)
+    for scale in (1e3, 1e150):
+        fused, reference = _both(RankNet(), scores=s * scale, relevance=r, mask=m)
+        for a, b in zip(fused, reference):
+            assert np.all(np.isfinite(a))
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13 * np.abs(b).max())  # sums cancel to ~1e-15
+
+
+def test_small_inputs_other_arrays_and_the_switch_use_the_reference(monkeypatch):
+    import lossgrad.kernels._ranking as K
+
+    calls = []
+    original = K.ranknet_lists
+    monkeypatch.setattr(K, "ranknet_lists", lambda *a: calls.append(1) or original(*a))
+    s, r, m = _lists(2, 4, 10)  # 400 pair entries: below kernel_threshold
+    RankNet().grad_hess_diag(scores=s, relevance=r, mask=m)
+    s, r, m = _lists(3, 30, 30)
+    RankNet().grad_hess_diag(scores=torch.tensor(s), relevance=torch.tensor(r), mask=torch.tensor(m))
+    with lossgrad.config_context(use_kernels=False):
+        RankNet().grad_hess_diag(scores=s, relevance=r, mask=m)
+    assert calls == []
+    RankNet().grad_hess_diag(scores=s, relevance=r, mask=m)
+    with lossgrad.config_context(kernel_threshold=0):
+        RankNet().value(scores=s[:1, :3], relevance=r[:1, :3], mask=m[:1, :3])
+    assert calls == [1, 1]
