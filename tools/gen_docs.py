@@ -221,10 +221,15 @@ def _fmt(v: Any) -> str:
 
 def _references(loss: Any) -> list[str]:
     refs = list(getattr(type(loss), "references", ()) or ())
-    doc = inspect.getdoc(type(loss)) or ""
-    for line in doc.splitlines():
+    lines = (inspect.getdoc(type(loss)) or "").splitlines()
+    for i, line in enumerate(lines):
         if re.match(r"\s*(References?|Source)\s*:", line):
-            text = line.split(":", 1)[1].strip()
+            parts = [line.split(":", 1)[1].strip()]
+            for more in lines[i + 1:]:  # the paragraph goes on until a blank line or an example
+                if not more.strip() or more.lstrip().startswith(">>>"):
+                    break
+                parts.append(more.strip())
+            text = " ".join(p for p in parts if p)
             if text and text not in refs:
                 refs.append(text)
     return refs
