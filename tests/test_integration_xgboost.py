@@ -254,3 +254,31 @@ def test_bad_input_clear_errors(data):
         xgb.train(P, xgb.DMatrix(X, yc), 1, obj=lgx.objective("logistic"))
     with pytest.raises(ValueError, match="y_true"):
         xgb.train(P, xgb.DMatrix(X, y), 1, obj=lgx.objective("poisson"))
+
+
+def test_objective_and_metric_run_the_kernels_in_the_calling_thread_below_the_bound(monkeypatch):
+    """XGBoost's spinning OpenMP threads make a split kernel wait: below SERIAL_BELOW
+    predictions the adapter sets kernel_threads=1, unless the user set it."""
+    import xgboost as xgb
+
+    from lossgrad.integrations import _boosting
+
+    seen = []
+    original = _boosting.BoostingObjective.grad_hess
+
+    def spy(self, *args, **kwargs):
+        seen.append(lossgrad.get_config().kernel_threads)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(_boosting.BoostingObjective, "grad_hess", spy)
+    X = np.arange(40.0)[:, None]
+    dtrain = xgb.DMatrix(X, np.sin(X[:, 0]))
+    obj = lgx.objective("huber")
+    obj(np.zeros(40), dtrain)
+    obj(np.sin(X[:, 0]), np.zeros(40))
+    with lossgrad.config_context(kernel_threads=2):
+        obj(np.zeros(40), dtrain)
+    monkeypatch.setattr(lgx, "SERIAL_BELOW", 10)
+    obj(np.zeros(40), dtrain)
+    assert seen == [1, 1, 2, None]
+    assert lossgrad.get_config().kernel_threads is None  # restored after each call

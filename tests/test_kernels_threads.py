@@ -222,3 +222,24 @@ def test_the_affinity_is_read_again_after_a_second(monkeypatch):
     assert _driver.n_threads() == 3  # cached
     clock[0] += 0.6
     assert _driver.n_threads() == 1  # re-read
+
+
+def test_kernel_threads_caps_the_split_and_keeps_the_result():
+    from lossgrad.kernels._driver import split_plan
+
+    n = 1 << 18
+    assert split_plan(n, n)[1] >= 1
+    with lossgrad.config_context(kernel_threads=1):
+        assert split_plan(n, n) == (False, 1)
+        assert split_plan(n, 4) == (False, 1)
+    rng = np.random.default_rng(0)
+    y, f = rng.normal(size=n), rng.normal(size=n)
+    loss = lossgrad.get("huber")
+    g, h = loss.grad_hess(y, f)
+    with lossgrad.config_context(kernel_threads=1):
+        g1, h1 = loss.grad_hess(y, f)
+    np.testing.assert_array_equal(g, g1)
+    np.testing.assert_array_equal(h, h1)
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="kernel_threads must be None or an integer >= 1"):
+            lossgrad.config_context(kernel_threads=bad).__enter__()

@@ -41,6 +41,13 @@ class Config:
         the first time after installing).  The default keeps one-off small calls (the
         loss cards, ``lossgrad demo``, whose largest array has 6 700 elements) free of
         that cost; set it to 0 in a long loop over small batches.
+    kernel_threads:
+        The most threads a fused kernel splits one call over (None: every core the
+        process may use, within Numba's own ``set_num_threads``).  1 runs every call in
+        the calling thread: what the XGBoost adapter does below 2^22 elements, since
+        XGBoost's OpenMP threads keep spinning for milliseconds after each of its
+        parallel regions and a kernel splitting over the same cores waits for them
+        (see ``docs/engines.md``).
     output_pool_bytes:
         Memory the fused kernels keep for their large outputs (arrays of 128 KiB and
         more) once the arrays returned on it are gone, so that the next call's outputs
@@ -52,6 +59,7 @@ class Config:
     assume_valid: bool = False
     use_kernels: bool = True
     kernel_threshold: int = 10_000
+    kernel_threads: int | None = None
     output_pool_bytes: int = 256 << 20
 
 
@@ -87,3 +95,6 @@ def _check_keys(changes: dict[str, object]) -> None:
     unknown = set(changes) - known
     if unknown:
         raise TypeError(f"unknown configuration option(s) {sorted(unknown)}; known: {sorted(known)}")
+    threads = changes.get("kernel_threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"kernel_threads must be None or an integer >= 1, got {threads!r}")

@@ -36,7 +36,7 @@ which splits exist.  :class:`Hessian` names the choices (see ``docs/engines.md``
 ``hessian_scale`` multiplies the chosen Hessian (LightGBM's ``multiclass`` uses
 K/(K-1) p(1-p), i.e. ``hessian="exact", hessian_scale=K/(K-1)``).
 
-Ranking losses (ListNet, RankNet, XE-NDCG, ApproxNDCG) take the query groups as well:
+Ranking losses (ListNet, RankNet, LambdaLoss, XE-NDCG, ApproxNDCG) take the query groups as well:
 one list per group, per-document (grad, hess) from the diagonal of each list's exact
 Hessian block (:mod:`lossgrad.integrations._boosting_ranking`).
 """
@@ -206,7 +206,7 @@ class BoostingObjective:
         if h is Hessian.EXACT or h is Hessian.FLOOR:
             g, H = loss.grad_hess(y, f)
             if h is Hessian.FLOOR:
-                H = np.maximum(H, self.floor)
+                H = _floored(H, self.floor)
         elif h is Hessian.UPPER_BOUND:
             g = loss.grad(y, f)
             H = np.full(f.shape, float(loss.props.smoothness))
@@ -226,7 +226,7 @@ class BoostingObjective:
         else:
             g, H = loss.grad_hess_diag(y, f)  # one pass through a row kernel where one serves it
             if h is Hessian.FLOOR:
-                H = np.maximum(H, self.floor)
+                H = _floored(H, self.floor)
         if w is not None:
             w = w[:, None]
         return self._finish(np.asarray(g, dtype=np.float64), np.asarray(H, dtype=np.float64), w)
@@ -254,6 +254,14 @@ class BoostingObjective:
         if w is not None and not self.is_row and f.ndim == 2:
             w = np.broadcast_to(w[:, None], f.shape)
         return float(self.loss(y, f, sample_weight=w))
+
+
+def _floored(H: Any, floor: float) -> np.ndarray:
+    """max(H, floor), in place when H is a float64 array of our own (the loss returns new
+    arrays): a new 8 MB array per call at 10^6 predictions costs its page faults."""
+    if isinstance(H, np.ndarray) and H.dtype == np.float64 and H.flags.writeable:
+        return np.maximum(H, floor, out=H)
+    return np.maximum(np.asarray(H, dtype=np.float64), floor)
 
 
 def _affine_in_target(loss: Loss) -> bool:

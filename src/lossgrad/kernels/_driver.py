@@ -69,6 +69,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from .._config import get_config
 from . import _fastmath as fm
 from . import _output_pool
 from ._table import F_ANY, F_UNIT, FAST, FUNCTIONS, NATIVE, Y_ANY, Y_MARGIN, Y_NONNEG, Y_POS, Y_UNIT
@@ -416,13 +417,19 @@ def split_plan(size: int, rows: int) -> tuple[bool, int]:
     The layer, one part per thread (at most one per row), from ``_SPLIT_MIN`` elements
     where it is safe (:func:`layer_threads`); Python threads, one part per core, from
     ``_THREAD_SPLIT_MIN`` where it is not; otherwise one part in the calling thread (also
-    when the user set Numba's threads to one).  The one rule of every kernel's launcher."""
+    when the user set Numba's threads to one), at most ``Config.kernel_threads`` parts.
+    The one rule of every kernel's launcher."""
+    cap = get_config().kernel_threads
+    if cap == 1:
+        return False, 1
     threads = layer_threads() if size >= _SPLIT_MIN and rows >= 2 else 0
+    if cap is not None:
+        threads = min(threads, cap)
     if threads > 1:
         return True, min(threads, rows)
     if threads == 1 or size < _THREAD_SPLIT_MIN or rows < 2:
         return False, 1
-    return False, min(n_threads(), rows)
+    return False, min(n_threads(), rows, cap or rows)
 
 
 _POOL: ThreadPoolExecutor | None = None
