@@ -2,15 +2,17 @@
 
 Oracles: the loss itself on the groups as padded lists (whose Hessians are checked
 against PyTorch in test_ranking_hessian.py), scikit-learn's ndcg_score for the trained
-models, and the engines' built-in ranking objectives trained on the same data
+models (through examples/engine_ranking.py, whose queries they train on), and the engines' built-in ranking objectives trained on the same data
 (rank:pairwise, rank_xendcg) as the quality to reach.
 """
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
-from sklearn.metrics import ndcg_score
 
 import lossgrad
 from lossgrad.integrations import _boosting_ranking as R
@@ -135,27 +137,22 @@ def test_groups_and_intercepts():
 # ------------------------------------------------------------------ training
 
 
-def _ranking_data(seed, n_queries=120):
-    rng = np.random.default_rng(seed)
-    sizes = rng.integers(5, 20, n_queries)
-    X = rng.normal(size=(int(sizes.sum()), 6))
-    latent = X[:, 0] + 0.5 * X[:, 1] ** 2 - 0.7 * X[:, 2] * X[:, 3] + 0.3 * rng.normal(size=X.shape[0])
-    return X, np.clip(np.floor(latent + 1.5), 0, 4), sizes
+def _example():
+    """examples/engine_ranking.py: its synthetic queries and NDCG@10 (scikit-learn's ndcg_score)."""
+    spec = importlib.util.spec_from_file_location(
+        "engine_ranking", Path(__file__).resolve().parents[1] / "examples" / "engine_ranking.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _mean_ndcg(y, pred, sizes, k=10):
-    out, start = [], 0
-    for size in sizes:
-        r, p = y[start:start + size], pred[start:start + size]
-        start += size
-        if r.max() > 0:
-            out.append(ndcg_score(r[None], p[None], k=k))
-    return float(np.mean(out))
+EXAMPLE = _example()
+_mean_ndcg = EXAMPLE.mean_ndcg
 
 
 @pytest.fixture(scope="module")
 def ranking_split():
-    return _ranking_data(0), _ranking_data(1)
+    return EXAMPLE.queries(0, n_queries=120), EXAMPLE.queries(1, n_queries=120)
 
 
 def test_xgboost_trains_a_ranker_with_lossgrad_objectives(ranking_split):
