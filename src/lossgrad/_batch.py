@@ -130,10 +130,7 @@ class BatchLoss(Loss):
                              f"{list(self.differentiable)}")
         if name not in v or v[name] is None:
             return xp.zeros_like(like)
-        try:
-            d = xp.asarray(v[name], dtype=like.dtype, device=array_api_compat.device(like))
-        except Exception:  # another library's array: through NumPy
-            d = xp.asarray(np.asarray(v[name]), dtype=like.dtype, device=array_api_compat.device(like))
+        d = xp.astype(_as_numeric(self, xp, v[name], f"v['{name}']", like), like.dtype)
         if tuple(d.shape) != tuple(like.shape):
             raise ValueError(f"v['{name}'] must have the shape of {name} {tuple(like.shape)}, got {tuple(d.shape)}")
         if read is not None:
