@@ -72,18 +72,19 @@ def batch_function(loss: Any) -> Any:
                 out = loss(sample_weight=ww, reduction=red.value, **inp)
             return np.asarray(out, dtype=dtype)
 
-        def item_weights(inp: dict[str, np.ndarray], ww: np.ndarray | None) -> np.ndarray:
-            """d(output)/d(value_l): the weights, over the mean's denominator for "mean"."""
-            v = np.asarray(loss.value(**inp))
-            base = np.ones(v.shape) if ww is None else np.broadcast_to(ww, v.shape)
+        def item_weights(shape: tuple[int, ...], ww: np.ndarray | None) -> np.ndarray:
+            """d(output)/d(value_l) for values of ``shape``: the weights, over the mean's
+            denominator for "mean"."""
+            base = np.ones(shape) if ww is None else np.broadcast_to(ww, shape)
             if red is Reduction.MEAN:
-                base = base / (float(np.sum(base)) if ww is not None else float(v.size))
+                base = base / (float(np.sum(base)) if ww is not None else float(np.prod(shape)))
             return base
 
         def host_grad(c: Any, *arrs: Any) -> tuple[np.ndarray, ...]:
             inp, ww = host_inputs(arrs)
             with config_context(assume_valid=True):  # signed cotangents as weights
-                grads = loss.grad(sample_weight=np.asarray(c) * item_weights(inp, ww), **inp)
+                shape = np.shape(loss.value(**inp))
+                grads = loss.grad(sample_weight=np.asarray(c) * item_weights(shape, ww), **inp)
             return tuple(np.asarray(grads[n], dtype=inp[n].dtype) for n in names)
 
         def host_second(c: Any, *arrs_dirs: Any) -> tuple[np.ndarray, ...]:
@@ -91,10 +92,11 @@ def batch_function(loss: Any) -> Any:
             direction = {n: np.asarray(d) for n, d in zip(names, arrs_dirs[len(keys) + 1:])}
             c = np.asarray(c)
             with config_context(assume_valid=True):
-                base = item_weights(inp, ww)
-                hv = loss.hvp(direction, sample_weight=c * base, **inp)
                 xp, data, _ = loss._prepare_batch(inp, None)
-                along = base * np.asarray(loss._item_jvp(xp, data, direction))  # d<dirs, grad>/d(c base)
+                jvp = np.asarray(loss._item_jvp(xp, data, direction))  # per item: the values' shape
+                base = item_weights(jvp.shape, ww)
+                hv = loss._hvp(xp, data, np.asarray(c * base, dtype=jvp.dtype), direction)
+                along = base * jvp  # d<dirs, grad>/d(c base)
             dc = along if c.ndim else np.sum(along)
             return (np.asarray(dc, dtype=c.dtype), *(np.asarray(hv[n], dtype=inp[n].dtype) for n in names))
 

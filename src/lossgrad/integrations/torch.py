@@ -302,9 +302,9 @@ class _BatchGrad(torch.autograd.Function):
                      for n, t, v in zip(ctx.names, tensors, vs)}
         dg = None
         with config_context(assume_valid=True):  # the signed incoming gradient as the weights
-            hv = ctx.loss.hvp(direction, sample_weight=_host(g.contiguous(), like), **inputs)
+            xp, data, w = ctx.loss._prepare_batch(inputs, _host(g.contiguous(), like))
+            hv = ctx.loss._hvp(xp, data, w, direction)
             if ctx.needs_input_grad[3]:  # d/dc_l of sum_i v_i G_i: the item's directional derivative
-                xp, data, _ = ctx.loss._prepare_batch(inputs, None)
                 dg = _back(ctx.loss._item_jvp(xp, data, direction), g)
         return (None, None, None, dg, *(_back(hv[n], t) for n, t in zip(ctx.names, tensors)))
 
