@@ -65,6 +65,13 @@ def normalize_second(xp: Any, u: Array, n: Array, gu: Array, v: Array) -> tuple[
     return du, -(du * ug + u * dug) / nn - (gu - ug * u) * uv / nn / nn  # not nn * nn: overflows at 1e200
 
 
+def check_class_rows(loss: Any, x: Array, rows: Array, name: str) -> None:
+    """embeddings (N, D) and one row per class (C, D) (``name``: weight, centers) share D."""
+    if x.shape[1] != rows.shape[1]:
+        raise ValueError(f"{loss.name}: embeddings (N, D) and {name} (classes, D) must have the same D "
+                         f"(embedding dimensions differ); got {tuple(x.shape)} and {tuple(rows.shape)}")
+
+
 def check_nonzero_rows(loss: Any, xp: Any, n: Array, name: str) -> None:
     V.check_all(xp, n > 0, f"{loss.name}: input {name}",
                 "non-zero vectors (the cosine similarity of a zero vector is undefined)")

@@ -104,9 +104,7 @@ class CenterLoss(BatchLoss):
     def _prepare(self, inputs, sample_weight):
         xp, a = self._coerce_inputs(inputs, {"embeddings": 2, "centers": 2})
         x, c = a["embeddings"], a["centers"]
-        if x.shape[1] != c.shape[1]:
-            raise ValueError(f"{self.name}: embeddings (N, D) and centers (classes, D) must have the same D "
-                             f"(embedding dimensions differ); got {tuple(x.shape)} and {tuple(c.shape)}")
+        C.check_class_rows(self, x, c, "centers")
         n_classes = int(c.shape[0])
         y = self._class_labels(xp, inputs["labels"], "labels", x, int(x.shape[0]))
         V.check_all(xp, (y >= 0) & (y < n_classes), f"{self.name}: input labels",

@@ -53,9 +53,7 @@ class _AngularMargin(BatchLoss):
     def _prepare(self, inputs, sample_weight):
         xp, a = self._coerce_inputs(inputs, {"embeddings": 2, "weight": 2})
         x, W = a["embeddings"], a["weight"]
-        if x.shape[1] != W.shape[1]:
-            raise ValueError(f"{self.name}: embeddings (N, D) and weight (classes, D) must have the same D "
-                             f"(embedding dimensions differ); got {tuple(x.shape)} and {tuple(W.shape)}")
+        C.check_class_rows(self, x, W, "weight")
         y = self._class_labels(xp, inputs["labels"], "labels", x, int(x.shape[0]), int(W.shape[0]))
         ux, nx = C.normalize(xp, x)
         uw, nw = C.normalize(xp, W)
