@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 
 from lossgrad.cli.bench import run_bench
 from lossgrad.kernels import bench as B
@@ -111,3 +112,24 @@ def test_row_hess_diag_script_times_kernel_reference_and_peers():
             lg, lh = loss.grad_hess_diag(y, f)
             np.testing.assert_allclose(np.reshape(g, lg.shape), lg, rtol=1e-10, atol=1e-12)
             np.testing.assert_allclose(np.reshape(h, lh.shape), lh, rtol=1e-10, atol=1e-12)
+
+
+def test_ranking_script_torch_transcriptions_compute_lossgrads_losses():
+    """benchmarks/bench_ranking.py: its PyTorch peers (each loss in torch ops) give
+    lossgrad's values and gradients, through the kernels and the reference, in both dtypes."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_ranking.py"
+    spec = importlib.util.spec_from_file_location("bench_ranking", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert set(mod.LOSSES) == {"ranknet", "listnet", "approx_ndcg", "lambdaloss"}
+    for dtype in (np.float64, np.float32):
+        inputs = mod._lists(40, 17, dtype)
+        for name, loss in mod.LOSSES.items():
+            mod._check(name, loss, inputs)  # raises on a disagreement
+    real = mod._torch_values
+    mod._torch_values = lambda name, st, rel, mask: 1.001 * real(name, st, rel, mask)  # a peer that disagrees
+    with pytest.raises(AssertionError):
+        mod._check("ranknet", mod.LOSSES["ranknet"], mod._lists(40, 17, np.float64))
