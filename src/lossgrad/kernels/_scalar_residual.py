@@ -69,6 +69,16 @@ def smooth_l1(y, f, p):  # beta > 0 (beta = 0 uses absolute_error)
 
 
 @jit
+def berhu(y, f, p):
+    c = p[0]
+    r = f - y
+    a = abs(r)
+    inside = a <= c
+    v = a if inside else 0.5 * (a * (a / c) + c)
+    return v, _sign(r) if inside else r / c, 0.0 if inside else 1.0 / c
+
+
+@jit
 def pseudo_huber(y, f, p):
     d = p[0]
     r = f - y

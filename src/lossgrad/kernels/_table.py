@@ -35,7 +35,7 @@ FUNCTIONS: tuple[Callable, ...] = (
     R.smoothed_quantile_gaussian, R.smoothed_quantile_logistic, R.tukey_biweight, R.hampel, R.andrews,
     R.cauchy, R.welsch, R.fair, O.poisson, O.gamma, O.tweedie_normal, O.tweedie, O.logistic, O.hinge,
     O.squared_hinge, O.smoothed_hinge, O.modified_huber, O.perceptron, O.exponential, O.sigmoid_loss,
-    O.dwd, O.zero_one, O.bce_logit, O.bce_prob, O.binary_focal,
+    O.dwd, O.zero_one, O.bce_logit, O.bce_prob, O.binary_focal, R.berhu,
 )
 
 #: Scalar functions written with the type-keeping helpers of ``_fastmath``: float32
@@ -105,6 +105,7 @@ POINTWISE: dict[type, Callable[[Any, Any], Spec]] = {
     regression.AbsoluteError: _plain(R.absolute_error),
     regression.Huber: _plain(R.huber, "delta"),
     regression.SmoothL1: lambda loss, dt: Spec(R.absolute_error) if loss.beta == 0 else Spec(R.smooth_l1, _p(loss.beta)),
+    regression.BerHu: _plain(R.berhu, "c"),
     regression.PseudoHuber: _plain(R.pseudo_huber, "delta"),
     regression.LogCosh: _plain(R.log_cosh),
     regression.Lp: _lp,

@@ -23,6 +23,7 @@ __all__ = [
     "AbsoluteError",
     "Huber",
     "SmoothL1",
+    "BerHu",
     "PseudoHuber",
     "LogCosh",
     "Lp",
@@ -201,6 +202,62 @@ class SmoothL1(ResidualLoss):
         if self.beta == 0:
             return AbsoluteError()._weight(xp, r)
         return 1.0 / xp.maximum(xp.abs(r), self.beta)
+
+
+@register("berhu", "regression", variants=({"c": 0.2}, {"c": 3.0}))
+@dataclass(frozen=True)
+class BerHu(ResidualLoss):
+    r"""BerHu, the reverse Huber loss (Owen 2007): absolute inside [-c, c], quadratic outside.
+
+    L = |r| for |r| <= c, (r^2 + c^2) / (2c) outside; L' = sign(r) inside, r/c outside;
+    L'' = 0 inside, 1/c outside (at |r| = c the inner side's 0).  Value and gradient are
+    continuous at |r| = c (L = c, |L'| = 1); the gradient jumps at 0.  Convex, with an
+    unbounded gradient (no Lipschitz constant): the opposite trade of Huber, robust to
+    small residuals (sparse, like the lasso) and quadratic on large ones (like ridge).
+    IRLS weight L'/r: 1/|r| inside (+inf at 0), 1/c outside.  The quadratic piece is
+    computed as (|r| (|r|/c) + c)/2, which overflows only where the value does.
+    Laina et al. (2016) use it for depth regression with c = max_i |r_i| / 5 per batch
+    (compute that c and pass it).
+    References: Owen (2007), A robust hybrid of lasso and ridge regression, Contemporary
+    Mathematics 443; Laina, Rupprecht, Belagiannis, Tombari & Navab (2016), Deeper depth
+    prediction with fully convolutional residual networks, 3DV.
+
+    >>> import lossgrad
+    >>> lossgrad.BerHu(c=1.0).value_grad(0.0, 3.0)
+    (np.float64(5.0), np.float64(3.0))
+    """
+
+    c: float = 1.0
+    _formula = Formula(
+        r"\begin{cases} |r| & |r| \le c \\ (r^2 + c^2)/(2c) & \text{else}\end{cases}",
+        r"\begin{cases} \operatorname{sign}(r) & |r| \le c \\ r/c & \text{else}\end{cases}",
+        r"\mathbf{1}\{|r| > c\}/c",
+    )
+
+    def __post_init__(self) -> None:
+        self._set("c", V.param_positive(self._owner, "c", self.c))
+
+    @property
+    def props(self) -> Props:
+        return Props(convex=True, lipschitz=None, smoothness=None, differentiability=0, symmetric=True)
+
+    @property
+    def kinks(self):
+        return (Kink(-self.c, 2, Side.RIGHT), Kink(0.0, 1, Side.MIDPOINT), Kink(self.c, 2, Side.LEFT))
+
+    def _rho(self, xp, r):
+        a = xp.abs(r)
+        return xp.where(a <= self.c, a, 0.5 * (a * (a / self.c) + self.c))
+
+    def _psi(self, xp, r):
+        return xp.where(xp.abs(r) <= self.c, xp.sign(r), r / self.c)
+
+    def _dpsi(self, xp, r):
+        return xp.astype(xp.abs(r) > self.c, r.dtype) / self.c
+
+    def _weight(self, xp, r):
+        a = xp.abs(r)
+        return xp.where(a <= self.c, _xp.safe_divide(xp, _ones(xp, r), a, _INF), _ones(xp, r) / self.c)
 
 
 @register("pseudo_huber", "regression", variants=({"delta": 0.5}, {"delta": 3.0}))
