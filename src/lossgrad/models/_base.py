@@ -12,7 +12,9 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from .._core import Loss
 from .._registry import get
+from ..robust._gradient import METHODS
 from ._objective import LinearObjective
+from ._robust_gradient import RobustGradientObjective
 from ._solvers import SOLVERS, FitWarning, solve
 
 __all__ = ["LinearBase"]
@@ -24,7 +26,8 @@ class LinearBase(BaseEstimator):
     _default_loss = "squared_error"
 
     def __init__(self, loss: Any = None, *, alpha: float | None = None, l1_ratio: float = 0.0, fit_intercept: bool = True,
-                 solver: str = "auto", max_iter: int = 500, tol: float = 1e-10, learning_rate: float = 0.1):
+                 solver: str = "auto", max_iter: int = 500, tol: float = 1e-10, learning_rate: float = 0.1,
+                 gradient: str = "mean", gradient_params: dict | None = None):
         self.loss = loss
         self.alpha = alpha
         self.l1_ratio = l1_ratio
@@ -33,6 +36,8 @@ class LinearBase(BaseEstimator):
         self.max_iter = max_iter
         self.tol = tol
         self.learning_rate = learning_rate
+        self.gradient = gradient
+        self.gradient_params = gradient_params
 
     # ------------------------------------------------------------ helpers
     def _resolve_loss(self, shape: str) -> Loss:
@@ -66,11 +71,24 @@ class LinearBase(BaseEstimator):
             raise ValueError(f"tol must be > 0, got {self.tol!r}")
         if not isinstance(self.solver, str):
             raise ValueError(f"solver must be a string, got {self.solver!r}")
+        if self.gradient not in METHODS:
+            raise ValueError(f"gradient must be one of {METHODS} (how the per-sample gradients are averaged), "
+                             f"got {self.gradient!r}")
+        if self.gradient_params is not None and not isinstance(self.gradient_params, dict):
+            raise ValueError(f"gradient_params must be None or a dict of robust_mean options, got {self.gradient_params!r}")
 
     def _pick_solver(self, loss: Loss) -> str:
         l1 = self._alpha * self.l1_ratio > 0
         props = loss.props
         solver = self.solver
+        if self.gradient != "mean":
+            if l1:
+                raise ValueError(f"gradient={self.gradient!r} cannot handle the L1 penalty (alpha * l1_ratio > 0)")
+            if solver == "auto":
+                return "sgd"  # robust gradient descent: plain steps along the robust estimate
+            if solver in SOLVERS:
+                raise ValueError(f"gradient={self.gradient!r} needs a first-order solver (an optimizer of "
+                                 f"lossgrad.optim: sgd, momentum, adam, ...); got solver={solver!r}")
         if solver == "auto":
             if l1:
                 return "proximal"
@@ -96,7 +114,11 @@ class LinearBase(BaseEstimator):
         if not np.sum(sw) > 0:
             raise ValueError("sample_weight sums to zero")
         solver = self._pick_solver(loss)
-        obj = LinearObjective(loss, X, y, sw, float(self._alpha), float(self.l1_ratio), self.fit_intercept, n_outputs)
+        args = (loss, X, y, sw, float(self._alpha), float(self.l1_ratio), self.fit_intercept, n_outputs)
+        if self.gradient == "mean":
+            obj = LinearObjective(*args)
+        else:
+            obj = RobustGradientObjective(*args, gradient=self.gradient, gradient_params=dict(self.gradient_params or {}))
         theta0 = np.zeros(obj.size)
         theta, n_iter, converged, history = solve(obj, solver, theta0, tol=self.tol, max_iter=self.max_iter,
                                          learning_rate=self.learning_rate)

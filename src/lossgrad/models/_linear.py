@@ -25,6 +25,12 @@ class LinearRegressor(RegressorMixin, LinearBase):
     (1 - l1_ratio)/2 ||w||^2).  With ``loss="squared_error"`` (L = r^2) this is
     scikit-learn's ``ElasticNet(alpha=alpha/2, l1_ratio)`` and ``Ridge(alpha=n*alpha/2)``:
     the factor 2 comes from lossgrad's r^2 against their r^2/2.
+
+    ``gradient`` other than "mean" ("median_of_means", "trimmed_mean", "m_estimate", with
+    the options of :func:`lossgrad.robust.robust_mean` in ``gradient_params``) runs robust
+    gradient descent: a first-order solver steps along a robust estimate of the mean of the
+    per-sample gradients (:mod:`lossgrad.models._robust_gradient`); all the linear
+    estimators take it.
     """
 
     _default_loss = "squared_error"

@@ -7,6 +7,7 @@
 (1.345, 4.685)
 """
 
+from ._gradient import geometric_median, robust_mean
 from ._location import location
 from ._mestimator import CONVENTIONAL_PARAMS, ConvergenceWarning, MEstimator
 from ._scale import exact_median, huber_scale, mad, qn_scale
@@ -17,6 +18,8 @@ __all__ = [
     "ConvergenceWarning",
     "CONVENTIONAL_PARAMS",
     "location",
+    "robust_mean",
+    "geometric_median",
     "mad",
     "qn_scale",
     "huber_scale",

@@ -16,7 +16,7 @@ from .._core import ResidualLoss
 from .._registry import get
 from ._scale import _as_1d, huber_scale, mad, qn_scale
 
-__all__ = ["location"]
+__all__ = ["location", "irls_location"]
 
 
 def location(x: Any, loss: Any = "huber", scale: Any = "mad", tol: float = 1e-10, max_iter: int = 200) -> float:
@@ -42,19 +42,31 @@ def location(x: Any, loss: Any = "huber", scale: Any = "mad", tol: float = 1e-10
         s = huber_scale(a - np.median(a))
     else:
         raise ValueError(f"scale must be 'mad', 'qn', 'huber' or a positive number, got {scale!r}")
-    mu = float(np.median(a))
     if s == 0:
-        return mu
+        return float(np.median(a))
+    mu, converged = irls_location(a[:, None], rho, np.array([s]), tol, max_iter)
+    if not converged:
+        import warnings
+
+        warnings.warn(f"location did not converge in {max_iter} iterations", ConvergenceWarning, stacklevel=2)
+    return float(mu[0])
+
+
+def irls_location(a: np.ndarray, rho: ResidualLoss, s: np.ndarray, tol: float, max_iter: int) -> tuple[np.ndarray, bool]:
+    """Column by column M-estimates of location of ``a`` (n, p) with scales ``s`` (p,) > 0:
+    IRLS from the column medians, mu <- sum w x / sum w with w = psi(u)/u, u = (x - mu)/s
+    (capped at 1e12: psi(u)/u is infinite at 0 for L1-like losses), until every column
+    moves by at most tol max(1, |mu|).  Returns (mu (p,), converged)."""
+    mu = np.median(a, axis=0)
     for _ in range(max_iter):
         with config_context(assume_valid=True):
             w = np.minimum(rho.weight(0.0, (a - mu) / s), 1e12)
-        if not np.sum(w) > 0:
+        total = np.sum(w, axis=0)
+        if not np.all(total > 0):
             raise ValueError("every observation got weight 0: the scale is too small for this loss")
-        new = float(np.sum(w * a) / np.sum(w))
-        if abs(new - mu) <= tol * max(1.0, abs(mu)):
-            return new
+        new = np.sum(w * a, axis=0) / total
+        done = np.all(np.abs(new - mu) <= tol * np.maximum(1.0, np.abs(mu)))
         mu = new
-    import warnings
-
-    warnings.warn(f"location did not converge in {max_iter} iterations", ConvergenceWarning, stacklevel=2)
-    return mu
+        if done:
+            return mu, True
+    return mu, False
