@@ -75,3 +75,23 @@ def test_fit_errors(stack_csv, tmp_path):
     assert res.exit_code == 2 and "not a number" in res.output
     res = RUNNER.invoke(app, ["fit", str(tmp_path / "missing.csv"), "-t", "b"])
     assert res.exit_code == 2 and "no such file" in res.output
+
+
+def test_robust_gradient_descent_from_the_command_line(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    y = X @ np.array([2.0, -1.0]) + 0.5 + 0.05 * rng.normal(size=200)
+    y[:20] += 500.0  # 10% gross outliers
+    path = tmp_path / "dirty.csv"
+    path.write_text("a,b,y\n" + "\n".join(f"{a},{b},{t}" for (a, b), t in zip(X, y)) + "\n")
+    args = ["fit", str(path), "-t", "y", "--solver", "sgd", "--max-iter", "400", "--json"]
+    plain = json.loads(RUNNER.invoke(app, args).output)
+    res = RUNNER.invoke(app, [*args, "--gradient", "trimmed_mean"])
+    assert res.exit_code == 0, res.output
+    robust = json.loads(res.output)
+    assert np.max(np.abs(np.array(robust["coef"]) - [2.0, -1.0])) < 0.05
+    assert np.max(np.abs(np.array(plain["coef"]) - [2.0, -1.0])) > 1.0
+    res = RUNNER.invoke(app, [*args, "--gradient", "median"])
+    assert res.exit_code == 2 and "gradient must be one of" in res.output
+    res = RUNNER.invoke(app, ["fit", str(path), "-t", "y", "--robust", "--gradient", "m_estimate"])
+    assert res.exit_code == 2 and "--gradient applies to the linear and softmax models" in res.output

@@ -60,13 +60,17 @@ def read_csv(path: Path, target: str) -> tuple[np.ndarray, np.ndarray, list[str]
     return X, y, names
 
 
-def _build(model: str, loss: Any, robust: bool, alpha: float | None, l1_ratio: float, solver: str, max_iter: int, y: np.ndarray):
+def _build(model: str, loss: Any, robust: bool, alpha: float | None, l1_ratio: float, solver: str, max_iter: int,
+           y: np.ndarray, gradient: str = "mean"):
     from .. import models
     from ..robust import MEstimator
 
+    if gradient != "mean" and (robust or model == "mlp"):
+        fail("--gradient applies to the linear and softmax models (robust gradient descent); "
+             f"not to {'--robust' if robust else '--model mlp'}")
     if robust:
         return MEstimator(loss if loss is not None else "huber", max_iter=max_iter)
-    kw = dict(alpha=alpha, l1_ratio=l1_ratio, solver=solver, max_iter=max_iter)
+    kw = dict(alpha=alpha, l1_ratio=l1_ratio, solver=solver, max_iter=max_iter, gradient=gradient)
     if model == "softmax":
         return models.SoftmaxClassifier(loss, **kw)
     family = getattr(loss, "family", "regression")
@@ -91,6 +95,8 @@ def fit(
     l1_ratio: float = typer.Option(0.0, "--l1-ratio", help="share of the L1 part of the penalty"),
     solver: str = typer.Option("auto", "--solver", help="auto | newton | lbfgs | proximal | sgd | adam | ..."),
     max_iter: int = typer.Option(500, "--max-iter"),
+    gradient: str = typer.Option("mean", "--gradient", help="mean | median_of_means | trimmed_mean | m_estimate "
+                                 "(robust gradient descent, with a first-order solver)"),
     out: Path = typer.Option(None, "--out", "-o", help="write the fitted model here (pickle)"),
     as_json: bool = typer.Option(False, "--json", help="print a JSON summary instead of tables"),
 ) -> None:
@@ -108,7 +114,7 @@ def fit(
         _, the_loss = resolve(loss, param)
     elif param:
         fail("--param needs --loss")
-    est = _build(model, the_loss, robust, alpha, l1_ratio, solver, max_iter, y)
+    est = _build(model, the_loss, robust, alpha, l1_ratio, solver, max_iter, y, gradient)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
