@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import _validation as V
 from .. import _xp
+from .._config import get_config
 from .._props import Basis, Formula, Props
 from .._registry import register
 from ._ranking_base import LN2 as _LN2
@@ -101,6 +102,11 @@ class LambdaLoss(RankingLoss):
     score tie the value and all derivatives are those of the piece on which the lower
     index ranks first, i.e. the one-sided limits from where it scores higher.
 
+    Float32/float64 NumPy inputs of at least ``kernel_threshold`` pair entries run through
+    a Numba list kernel (:mod:`lossgrad.kernels._ranking_lambda`: weights formed per pair,
+    no (n, L, L) array) for the value, gradient and Hessian diagonal; full blocks, Hessian-vector
+    products and :meth:`pair_weights` use the reference.
+
     Parameters: ``scheme`` (above), ``mu`` >= 0 (the weight of delta in "ndcg2++"; the
     other schemes ignore it), ``k`` (None or an integer >= 1), ``sigma`` > 0.
 
@@ -165,6 +171,9 @@ class LambdaLoss(RankingLoss):
 
     # ------------------------------------------------------------------ value and derivatives
     def _vg(self, xp, data):
+        fused = self._fused(xp, data, want_diag=False)
+        if fused is not None:
+            return fused[0], fused[1]
         x, e, w = self._pairs(xp, data)
         # softplus(-x) = max(-x, 0) + log1p(e) on the pairs (0 elsewhere, even where x overflows)
         loss = xp.where(w > 0, w * (xp.maximum(-x, 0.0) + xp.log1p(e)), xp.zeros_like(x))
@@ -175,13 +184,47 @@ class LambdaLoss(RankingLoss):
         return xp.sum(lam, axis=-2) - xp.sum(lam, axis=-1)
 
     def _second(self, xp, data, what, v, pairs=None):
+        if what == "diag" and pairs is None:
+            fused = self._fused(xp, data, want_diag=True, want_grad=False)
+            if fused is not None:
+                return fused[2]
         _, e, w = self._pairs(xp, data) if pairs is None else pairs
         c = w * ((self.sigma**2 / _LN2) * e / ((1.0 + e) * (1.0 + e)))  # sigmoid(x) sigmoid(-x)
         return laplacian_second(xp, c + xp.matrix_transpose(c), what, v)
 
     def _grad_and_diag(self, xp, data):
+        fused = self._fused(xp, data, want_diag=True)
+        if fused is not None:
+            return fused[1], fused[2]
         pairs = self._pairs(xp, data)
         return self._grad(xp, *pairs), self._second(xp, data, "diag", None, pairs)
+
+    def _fused(self, xp, data, want_diag, want_grad=True):
+        """(value, grad, diag) from the list kernel (:mod:`lossgrad.kernels._ranking_lambda`)
+        for float32/float64 NumPy scores of at least ``kernel_threshold`` pair entries
+        (n_lists L^2) while ``use_kernels`` is on, else None (the reference runs).  The
+        per-item ranks, gains G/maxDCG and discounts come from this class's helpers, in
+        float64 (the ranks of float32 scores are the same: widening keeps their order)."""
+        s = data["s"]
+        if not isinstance(s, np.ndarray) or s.dtype not in (np.float32, np.float64):
+            return None
+        config = get_config()
+        if not config.use_kernels or s.size * s.shape[-1] < config.kernel_threshold:
+            return None
+        # Numba loads on the first call that needs it
+        from ..kernels._ranking_lambda import lambdaloss_lists
+
+        rel, mb = xp.astype(data["rel"], xp.float64), data["mb"]
+        gains = discounts = xp.zeros(s.shape, dtype=xp.float64)
+        if self.scheme == "ranknet" and self.k is None:  # no weight depends on the ranks: any order will do
+            ranks = xp.cumulative_sum(xp.astype(mb, xp.float64), axis=-1)
+        else:
+            ranks = self._ranks(xp, xp.astype(s, xp.float64), mb)
+        if self.scheme != "ranknet":
+            gain, zinv = self._gains(xp, rel, mb)
+            gains, discounts = gain * zinv, self._discount(xp, ranks)
+        return lambdaloss_lists(s, rel, mb, ranks, gains, discounts, self.scheme, self.mu, self.k, self.sigma,
+                                want_grad, want_diag)
 
     def _pairs(self, xp, data):
         """x = sigma (s_i - s_j), e = exp(-|x|) (the one exponential per pair, as RankNet's)
