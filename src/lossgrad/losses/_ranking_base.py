@@ -14,6 +14,7 @@ import numpy as np
 from .. import _validation as V
 from .. import _xp
 from .._batch import BatchLoss
+from .._config import get_config
 from .._props import Basis, Props
 
 LN2 = math.log(2.0)
@@ -126,6 +127,16 @@ class RankingLoss(BatchLoss):
     @property
     def props(self) -> Props:
         return Props(convex=True, differentiability=2, basis=Basis.OTHER)
+
+
+def list_kernel_applies(s: Any) -> bool:
+    """Whether the list kernels (:mod:`lossgrad.kernels._ranking` and siblings) take the
+    scores ``s`` (n_lists, L): float32/float64 NumPy arrays of at least ``kernel_threshold``
+    pair entries (n_lists L^2) while ``use_kernels`` is on; else the reference runs."""
+    if not isinstance(s, np.ndarray) or s.dtype not in (np.float32, np.float64):
+        return False
+    config = get_config()
+    return bool(config.use_kernels) and s.size * s.shape[-1] >= config.kernel_threshold
 
 
 def per_list(w: Any, a: Any, trailing: int) -> Any:

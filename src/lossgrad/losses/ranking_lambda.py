@@ -17,11 +17,10 @@ import numpy as np
 
 from .. import _validation as V
 from .. import _xp
-from .._config import get_config
 from .._props import Basis, Formula, Props
 from .._registry import register
 from ._ranking_base import LN2 as _LN2
-from ._ranking_base import RankingLoss, laplacian_second
+from ._ranking_base import RankingLoss, laplacian_second, list_kernel_applies
 
 __all__ = ["LambdaLoss"]
 
@@ -206,10 +205,7 @@ class LambdaLoss(RankingLoss):
         per-item ranks, gains G/maxDCG and discounts come from this class's helpers, in
         float64 (the ranks of float32 scores are the same: widening keeps their order)."""
         s = data["s"]
-        if not isinstance(s, np.ndarray) or s.dtype not in (np.float32, np.float64):
-            return None
-        config = get_config()
-        if not config.use_kernels or s.size * s.shape[-1] < config.kernel_threshold:
+        if not list_kernel_applies(s):
             return None
         # Numba loads on the first call that needs it
         from ..kernels._ranking_lambda import lambdaloss_lists

@@ -1,0 +1,192 @@
+"""ApproxNDCG's list kernels (lossgrad.kernels._ranking_approx) against the array-API reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import lossgrad
+from lossgrad.kernels._ranking_approx import approx_ndcg_blocks, approx_ndcg_lists
+from lossgrad.losses.ranking import ApproxNDCG
+
+LOSSES = [ApproxNDCG(), ApproxNDCG(temperature=0.1), ApproxNDCG(temperature=3.0)]
+
+
+def _lists(seed, n, width, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(n, width)) * 2.0
+    rel = rng.integers(0, 5, (n, width)).astype(np.float64)
+    mask = rng.random((n, width)) > 0.15
+    mask[:, :2] = True
+    rel[0, :] = 0.0  # no relevant item (Z = 0): value, gradient and curvature 0
+    rel[1, :] = 0.0
+    rel[1, 1] = 3.0  # one relevant item
+    mask[2, 2:] = False  # two real items
+    scores[3, :] = np.round(scores[3, :])  # ties (u = 0)
+    scores[~mask] = np.nan  # padding is never read
+    rel[~mask] = -1.0
+    return scores.astype(dtype), rel, mask
+
+
+def _outputs(loss, **inputs):
+    out = (loss.value(**inputs), loss.grad(**inputs), *loss.grad_hess_diag(**inputs), loss.hess_diag(**inputs))
+    return [np.asarray(a["scores"] if isinstance(a, dict) else a) for a in out]
+
+
+def _both(loss, **inputs):
+    fused = _outputs(loss, **inputs)
+    with lossgrad.config_context(use_kernels=False):
+        return fused, _outputs(loss, **inputs)
+
+
+def _close(fused, reference, rtol):
+    for a, b in zip(fused, reference):
+        assert np.all(np.isfinite(a))
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=repr)
+@pytest.mark.parametrize(("n", "width"), [(12, 33), (300, 29), (40, 150)])  # serial, threads, long lists
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_kernel_equals_reference(loss, n, width, dtype):
+    s, r, m = _lists(n + width, n, width, dtype)
+    w = np.linspace(0.5, 2.0, n)
+    fused, reference = _both(loss, scores=s, relevance=r, mask=m, sample_weight=w)
+    assert all(a.dtype == dtype for a in fused)
+    _close(fused, reference, 1e-13 if dtype == np.float64 else 2e-6)
+    value, grad, _, diag, _ = fused
+    assert value[0] == 0.0 and np.all(grad[0] == 0.0) and np.all(diag[0] == 0.0)
+    assert np.all(grad[~m] == 0.0) and np.all(diag[~m] == 0.0)
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=repr)
+def test_kernel_at_extreme_scores(loss):
+    s, r, m = _lists(1, 20, 40)
+    for scale in (30.0, 1e3, 1e150):  # sigmoids in their tails, saturated, u far past exp's range
+        fused, reference = _both(loss, scores=s * scale, relevance=r, mask=m)
+        _close(fused, reference, 1e-13)
+
+
+def test_kernel_single_real_item():
+    """One real item: pi = 1, NDCG = G / Z = 1 when relevant (0 when not); nothing moves it."""
+    rel = np.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    mask = np.array([[True, False, False], [True, False, False]])
+    scores = np.array([[0.7, np.nan, np.inf], [-3.0, np.nan, np.nan]])
+    value, grad, diag = approx_ndcg_lists(scores, rel, mask, 0.5, True, True)
+    np.testing.assert_allclose(value, [-1.0, 0.0], rtol=1e-15)
+    assert np.all(grad == 0.0) and np.all(diag == 0.0)
+
+
+@pytest.mark.parametrize("temperature", [0.1, 1.0])
+def test_padding_is_never_read(temperature):
+    s, r, m = _lists(5, 30, 40)
+    outputs = []
+    for fill, relfill in ((np.nan, -1.0), (1e300, 7.0), (-np.inf, np.nan), (0.0, 0.0)):
+        scores, rel = np.where(m, s, fill), np.where(m, r, relfill)
+        outputs.append(approx_ndcg_lists(scores, rel, m, temperature, True, True))
+    for out in outputs[1:]:
+        for a, b in zip(out, outputs[0]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_outputs_asked_for():
+    s, r, m = _lists(6, 10, 20)
+    value, grad, diag = approx_ndcg_lists(s, np.where(m, r, 0.0), m, 0.7, True, True)
+    for want_grad, want_diag in ((False, False), (True, False), (False, True)):
+        v, g, h = approx_ndcg_lists(s, np.where(m, r, 0.0), m, 0.7, want_grad, want_diag)
+        np.testing.assert_array_equal(v, value)
+        assert (g is None) != want_grad and (h is None) != want_diag
+        if want_grad:
+            np.testing.assert_array_equal(g, grad)
+        if want_diag:
+            np.testing.assert_array_equal(h, diag)
+
+
+def test_small_inputs_other_arrays_and_the_switch_use_the_reference(monkeypatch):
+    import lossgrad.kernels._ranking_approx as K
+
+    calls = []
+    for name in ("approx_ndcg_lists", "approx_ndcg_blocks"):
+        original = getattr(K, name)
+        monkeypatch.setattr(K, name, lambda *a, _name=name, _f=original: calls.append(_name) or _f(*a))
+    s, r, m = _lists(2, 4, 10)  # 400 pair entries: below kernel_threshold
+    ApproxNDCG().grad_hess_diag(scores=s, relevance=r, mask=m)
+    ApproxNDCG().hess(scores=s, relevance=r, mask=m)
+    s, r, m = _lists(3, 30, 30)
+    ApproxNDCG().grad_hess_diag(scores=torch.tensor(s), relevance=torch.tensor(r), mask=torch.tensor(m))
+    ApproxNDCG().hess(scores=torch.tensor(s), relevance=torch.tensor(r), mask=torch.tensor(m))
+    with lossgrad.config_context(use_kernels=False):
+        ApproxNDCG().grad_hess_diag(scores=s, relevance=r, mask=m)
+        ApproxNDCG().hess(scores=s, relevance=r, mask=m)
+        ApproxNDCG().hvp({"scores": s}, scores=s, relevance=r, mask=m)
+    assert calls == []
+    ApproxNDCG().grad_hess_diag(scores=s, relevance=r, mask=m)
+    ApproxNDCG().hess_diag(scores=s, relevance=r, mask=m)
+    ApproxNDCG().hess(scores=s, relevance=r, mask=m)
+    ApproxNDCG().hvp({"scores": s}, scores=s, relevance=r, mask=m)
+    with lossgrad.config_context(kernel_threshold=0):
+        ApproxNDCG().value(scores=s[:4, :3], relevance=r[:4, :3], mask=m[:4, :3])
+    assert calls == ["approx_ndcg_lists"] * 2 + ["approx_ndcg_blocks"] * 2 + ["approx_ndcg_lists"]
+
+
+# ----------------------------------------------------------------- Hessian blocks
+
+
+def _second_order(loss, v, **inputs):
+    out = (loss.hess(**inputs)["scores"], loss.hvp({"scores": v}, **inputs)["scores"])
+    return [np.asarray(a) for a in out]
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=repr)
+@pytest.mark.parametrize(("n", "width"), [(12, 33), (300, 29), (40, 150)])  # serial, threads, long lists
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_blocks_equal_reference(loss, n, width, dtype):
+    """hess (weighted) and hvp from the blocks kernel == the reference's, and the blocks'
+    structure: symmetric, H 1 = 0 per list (J 1 = 0, Lap 1 = 0), 0 at padding and on a
+    list with no relevant item, their diagonal the list kernel's."""
+    s, r, m = _lists(n + width + 1, n, width, dtype)
+    w = np.linspace(0.5, 2.0, n)
+    v = np.where(m, np.random.default_rng(n).normal(size=s.shape), 0.0).astype(dtype)
+    fused = _second_order(loss, v, scores=s, relevance=r, mask=m, sample_weight=w)
+    with lossgrad.config_context(use_kernels=False):
+        reference = _second_order(loss, v, scores=s, relevance=r, mask=m, sample_weight=w)
+    assert all(a.dtype == dtype for a in fused)
+    rtol = 1e-13 if dtype == np.float64 else 2e-6
+    _close(fused, reference, rtol)
+    blocks = approx_ndcg_blocks(s, r, m, loss.temperature)
+    np.testing.assert_array_equal(blocks * w.astype(dtype)[:, None, None], fused[0])  # the list weights
+    np.testing.assert_array_equal(blocks, np.swapaxes(blocks, 1, 2))
+    scale = np.abs(blocks).max()
+    row_sums = blocks.astype(np.float64).sum(axis=-1)
+    assert np.abs(row_sums).max() <= (1e-14 if dtype == np.float64 else 1e-7) * width * scale
+    diag = approx_ndcg_lists(s, r, m, loss.temperature, False, True)[2]
+    np.testing.assert_allclose(np.diagonal(blocks, axis1=1, axis2=2), diag, rtol=rtol, atol=rtol * scale)
+    assert np.all(blocks[0] == 0.0)  # no relevant item
+    assert np.all(blocks[~m] == 0.0) and np.all(np.swapaxes(blocks, 1, 2)[~m] == 0.0)
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=repr)
+def test_blocks_at_extreme_scores(loss):
+    s, r, m = _lists(1, 20, 40)
+    for scale in (30.0, 1e3, 1e150):  # sigmoids in their tails, saturated, u far past exp's range
+        fused = approx_ndcg_blocks(s * scale, r, m, loss.temperature)
+        with lossgrad.config_context(use_kernels=False):
+            reference = np.asarray(loss.hess(scores=s * scale, relevance=r, mask=m)["scores"])
+        _close([fused], [reference], 1e-13)
+
+
+def test_blocks_of_a_single_real_item_are_zero():
+    rel = np.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    mask = np.array([[True, False, False], [True, False, False]])
+    scores = np.array([[0.7, np.nan, np.inf], [-3.0, np.nan, np.nan]])
+    assert np.all(approx_ndcg_blocks(scores, rel, mask, 0.5) == 0.0)
+
+
+@pytest.mark.parametrize("temperature", [0.1, 1.0])
+def test_blocks_never_read_padding(temperature):
+    s, r, m = _lists(5, 30, 40)
+    blocks = [approx_ndcg_blocks(np.where(m, s, fill), np.where(m, r, relfill), m, temperature)
+              for fill, relfill in ((np.nan, -1.0), (1e300, 7.0), (-np.inf, np.nan), (0.0, 0.0))]
+    for other in blocks[1:]:
+        np.testing.assert_array_equal(other, blocks[0])
