@@ -20,7 +20,7 @@ import pytest
 import lossgrad
 from lossgrad import kernels
 from lossgrad._registry import catalog
-from lossgrad.kernels import _driver
+from lossgrad.kernels import _parallel
 
 RNG = np.random.default_rng(0)
 NAMES = ("multiclass_hinge", "categorical_hinge", "multilabel", "sparsemax_loss")
@@ -368,10 +368,10 @@ def test_threaded_path_and_inputs_untouched(monkeypatch, dt, path):
     Python threads: the same numbers, a NaN in the last block seen."""
     calls = []
     if path == "threading layer":
-        monkeypatch.setattr(_driver, "layer_threads", lambda: calls.append(1) or 3)
+        monkeypatch.setattr(_parallel, "layer_threads", lambda: calls.append(1) or 3)
     else:
-        monkeypatch.setattr(_driver, "layer_threads", lambda: 0)
-        monkeypatch.setattr(_driver, "n_threads", lambda: calls.append(1) or 3)
+        monkeypatch.setattr(_parallel, "layer_threads", lambda: 0)
+        monkeypatch.setattr(_parallel, "n_threads", lambda: calls.append(1) or 3)
     n, k = 2053, 64  # N K >= 2^17
     for loss in (lossgrad.MulticlassHinge(), lossgrad.MulticlassHinge(kind="crammer_singer"), lossgrad.CategoricalHinge(),
                  lossgrad.Multilabel(), lossgrad.SparsemaxLoss()):

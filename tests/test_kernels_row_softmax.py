@@ -16,7 +16,7 @@ import pytest
 import lossgrad
 from lossgrad import kernels
 from lossgrad._registry import catalog
-from lossgrad.kernels import _driver
+from lossgrad.kernels import _parallel
 from lossgrad.kernels import _row_softmax as RS
 
 NAMES = ("focal", "poly1", "kl_divergence")
@@ -273,10 +273,10 @@ def test_threaded_path_and_inputs_not_mutated(dt, path, kernel_calls, monkeypatc
     assert n * k >= 1 << 17
     parts = []
     if path == "threading layer":  # 3 uneven blocks over Numba's threads
-        monkeypatch.setattr(_driver, "layer_threads", lambda: parts.append(3) or 3)
+        monkeypatch.setattr(_parallel, "layer_threads", lambda: parts.append(3) or 3)
     else:  # where the layer is not safe: Python threads
-        monkeypatch.setattr(_driver, "layer_threads", lambda: 0)
-        monkeypatch.setattr(_driver, "n_threads", lambda: parts.append(2) or 2)
+        monkeypatch.setattr(_parallel, "layer_threads", lambda: 0)
+        monkeypatch.setattr(_parallel, "n_threads", lambda: parts.append(2) or 2)
     f = _logits(dt, n, k)
     f = np.asfortranarray(f)  # not C-contiguous: the kernel copies
     y = RNG.integers(0, k, n)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import lossgrad
-from lossgrad.kernels import _driver
+from lossgrad.kernels import _driver, _parallel
 
 N_MID, N_BIG = (1 << 14) + 777, (1 << 17) + 5
 
@@ -40,8 +40,8 @@ def _loss(name):
 
 def _serial(loss, y, f, w, monkeypatch):
     with monkeypatch.context() as m:
-        m.setattr(_driver, "_SPLIT_MIN", 1 << 40)
-        m.setattr(_driver, "_THREAD_SPLIT_MIN", 1 << 40)
+        m.setattr(_parallel, "_SPLIT_MIN", 1 << 40)
+        m.setattr(_parallel, "_THREAD_SPLIT_MIN", 1 << 40)
         with lossgrad.config_context(kernel_threshold=0):
             return loss.value_grad_hess(y, f, sample_weight=w)
 
@@ -65,15 +65,15 @@ def wrapper_calls(monkeypatch):
     (0, 1 << 20, 5, (False, 5)),  # ... at most one per row
 ])
 def test_split_plan(layer, size, rows, plan, monkeypatch):
-    monkeypatch.setattr(_driver, "layer_threads", lambda: layer)
-    monkeypatch.setattr(_driver, "n_threads", lambda: 6)
-    assert _driver.split_plan(size, rows) == plan
+    monkeypatch.setattr(_parallel, "layer_threads", lambda: layer)
+    monkeypatch.setattr(_parallel, "n_threads", lambda: 6)
+    assert _parallel.split_plan(size, rows) == plan
 
 
 @pytest.mark.parametrize("name", ["huber", "logistic", "tweedie"])
 @pytest.mark.parametrize("n", [N_MID, N_BIG])
 def test_threading_layer_parts_equal_the_serial_driver(name, n, monkeypatch, wrapper_calls):
-    threads = _driver.layer_threads()  # 2 on the 2-core CI machine with Numba's omp layer
+    threads = _parallel.layer_threads()  # 2 on the 2-core CI machine with Numba's omp layer
     loss = _loss(name)
     y, f, w = _inputs(name, n)
     ref = _serial(loss, y, f, w, monkeypatch)
@@ -98,14 +98,14 @@ def test_a_bad_value_in_the_last_part_is_seen(wrapper_calls):
     f[-1] = 0.0
     with lossgrad.config_context(kernel_threshold=0), pytest.raises(ValueError, match="sample_weight"):
         loss.grad(y, f, sample_weight=w)
-    assert len(wrapper_calls) == (2 if _driver.layer_threads() > 1 else 0)
+    assert len(wrapper_calls) == (2 if _parallel.layer_threads() > 1 else 0)
 
 
 def test_workqueue_layer_falls_back_to_python_threads(monkeypatch, wrapper_calls):
     """Numba's workqueue layer aborts on launches from two threads at once: not used."""
-    monkeypatch.setattr(_driver, "_LAYER_OK", None)
+    monkeypatch.setattr(_parallel, "_LAYER_OK", None)
     monkeypatch.setattr(numba, "threading_layer", lambda: "workqueue")
-    assert _driver.layer_threads() == 0
+    assert _parallel.layer_threads() == 0
     loss = lossgrad.get("logistic")
     y, f, w = _inputs("logistic", N_BIG)
     ref = _serial(loss, y, f, w, monkeypatch)
@@ -115,7 +115,7 @@ def test_workqueue_layer_falls_back_to_python_threads(monkeypatch, wrapper_calls
     with lossgrad.config_context(kernel_threshold=0):
         out = loss.value_grad_hess(y, f, sample_weight=w)
         loss.value(y[:N_MID], f[:N_MID])  # under 2^17: one thread
-    assert wrapper_calls == [] and split == [_driver.n_threads()]
+    assert wrapper_calls == [] and split == [_parallel.n_threads()]
     for r, o in zip(ref, out):
         np.testing.assert_array_equal(o, r)
 
@@ -133,7 +133,7 @@ def test_one_numba_thread_runs_the_serial_driver(wrapper_calls):
 
 def _child(conn, y, f):
     with lossgrad.config_context(kernel_threshold=0):
-        conn.send((_driver.layer_threads(), lossgrad.get("logistic").value_grad(y, f)))
+        conn.send((_parallel.layer_threads(), lossgrad.get("logistic").value_grad(y, f)))
     conn.close()
 
 
@@ -147,9 +147,9 @@ def test_a_forked_child_computes_without_the_threading_layer(monkeypatch):
     with lossgrad.config_context(kernel_threshold=0):
         ref = lossgrad.get("logistic").value_grad(y, f)  # the parent launches the layer
         with monkeypatch.context() as m:  # ... and its Python thread pool
-            m.setattr(_driver, "layer_threads", lambda: 0)
+            m.setattr(_parallel, "layer_threads", lambda: 0)
             lossgrad.get("logistic").value(y, f)
-    assert _driver._POOL is not None
+    assert _parallel._POOL is not None
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=_child, args=(child, y, f))
@@ -204,7 +204,7 @@ def test_compile_all_builds_kernels_and_their_parallel_wrappers(monkeypatch):
         monkeypatch.setattr(_cross_entropy, "_PARALLEL", {})
         times = kernels.compile_all((np.float64,), parallel=parallel)
         assert set(times) == {"float64"}
-        built = parallel and _driver.layer_threads() > 1
+        built = parallel and _parallel.layer_threads() > 1
         chunk = kernels.plan_for(lossgrad.Huber(), np.dtype(np.float64)).chunk
         assert (chunk in _driver._PARALLEL) == built
         assert len(_cross_entropy._PARALLEL) == (1 if built else 0)  # the few-class kernel (K = 4)
@@ -213,19 +213,19 @@ def test_compile_all_builds_kernels_and_their_parallel_wrappers(monkeypatch):
 def test_the_affinity_is_read_again_after_a_second(monkeypatch):
     clock = [1000.0]
     cores = [{0, 1, 2}]
-    monkeypatch.setattr(_driver.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(_driver.os, "sched_getaffinity", lambda pid: cores[0])
-    monkeypatch.setattr(_driver, "_AFFINITY", (-float("inf"), 1))
-    assert _driver.n_threads() == 3
+    monkeypatch.setattr(_parallel.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(_parallel.os, "sched_getaffinity", lambda pid: cores[0])
+    monkeypatch.setattr(_parallel, "_AFFINITY", (-float("inf"), 1))
+    assert _parallel.n_threads() == 3
     cores[0] = {0}
     clock[0] += 0.5
-    assert _driver.n_threads() == 3  # cached
+    assert _parallel.n_threads() == 3  # cached
     clock[0] += 0.6
-    assert _driver.n_threads() == 1  # re-read
+    assert _parallel.n_threads() == 1  # re-read
 
 
 def test_kernel_threads_caps_the_split_and_keeps_the_result():
-    from lossgrad.kernels._driver import split_plan
+    from lossgrad.kernels._parallel import split_plan
 
     n = 1 << 18
     assert split_plan(n, n)[1] >= 1

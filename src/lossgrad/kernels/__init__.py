@@ -38,7 +38,8 @@ from .._config import get_config
 from ._cross_entropy import cross_entropy_value_grad
 from ._output_pool import clear as clear_output_pool
 from ._output_pool import pooled_bytes as output_pool_bytes
-from ._driver import _SPLIT_MIN, code_of, kernel, layer_threads, n_threads, run_pointwise
+from ._driver import code_of, kernel, run_pointwise
+from ._parallel import _SPLIT_MIN, layer_threads, n_threads
 from ._rowdispatch import evaluate_row, row_kernel_supports
 from ._table import POINTWISE, VALUE_ONLY, Y_MARGIN, Spec, spec_for
 
@@ -233,7 +234,7 @@ def _compile_rows(dt: Any, parallel: bool) -> None:
 def compile_all(dtypes: tuple[Any, ...] = (np.float32, np.float64), parallel: bool = True) -> dict[str, float]:
     """Compile (or load from the cache) every pointwise kernel and every row kernel, and
     with ``parallel`` (where Numba's threading layer is used, see
-    :func:`._driver.layer_threads`) their parallel wrappers (about 1 s each to compile).
+    :func:`._parallel.layer_threads`) their parallel wrappers (about 1 s each to compile).
 
     Returns seconds per dtype name.  The second process loads them from
     ``__pycache__`` in a fraction of the time.

@@ -14,7 +14,7 @@ for the max, one for the sum of exponentials (which are stored in the gradient r
 one rescaling of that row in place; the row (K <= a few thousand) stays in cache, so
 memory sees one read of f and one write of the gradient.  exp is the vectorised one
 of :mod:`._fastmath`.  Blocks of rows run in Numba's threading layer from 2^14 elements
-(Python threads from 2^17 where that layer is not safe; see :mod:`._driver`).
+(Python threads from 2^17 where that layer is not safe; see :mod:`._parallel`).
 
 The diagonal of the Hessian (what gradient boosting takes per class) costs one more
 write of an (N, K) array in the same pass.
@@ -41,7 +41,8 @@ from numba import njit, prange
 from . import _output_pool
 from . import _cross_entropy_narrow as _narrow
 from . import _fastmath as fm
-from ._driver import not_probability, parallel_copy, part_bounds, run_in_parts, split_plan, sum_parts
+from ._driver import not_probability
+from ._parallel import parallel_copy, part_bounds, run_in_parts, split_plan, sum_parts
 
 __all__ = ["cross_entropy_value_grad"]
 
@@ -161,7 +162,7 @@ def _rows(f, y, labels, cw, weighted, eps, ignore, z, sw, has_sw, ptol, v_out, g
 def _parallel_template(f, y, labels, cw, weighted, eps, ignore, z, sw, has_sw, ptol, v_out, g_out, h_out, want_h,
                        counts):
     """The row kernel ``_kernel`` over counts.shape[0] blocks of rows, one per thread of
-    Numba's threading layer (see :mod:`._driver`); the counts summed into counts[0]."""
+    Numba's threading layer (see :mod:`._parallel`); the counts summed into counts[0]."""
     k = counts.shape[0]
     for i in prange(k):
         lo, hi = part_bounds(f.shape[0], i, k, 1)

@@ -61,7 +61,8 @@ from .. import _validation as V
 from .._config import get_config
 from . import _output_pool
 from . import _fastmath as fm
-from ._driver import not_probability, parallel_copy, part_bounds, run_in_parts, split_plan, sum_parts
+from ._driver import not_probability
+from ._parallel import parallel_copy, part_bounds, run_in_parts, split_plan, sum_parts
 
 __all__ = ["KERNELS", "row_inputs", "launch", "finish"]
 
@@ -336,7 +337,7 @@ def launch(kernel: Callable, f: np.ndarray, y: np.ndarray, args: tuple, w: np.nd
     kernel that also writes the Hessian diagonal (``want_h`` not None) is called as
     ``kernel(f, y, *args, sw, has_sw, v, g, h, want_g, want_h, counts)``.  The blocks run
     in Numba's threading layer from N K >= 2^14 elements (a parallel wrapper per kernel,
-    see :mod:`._driver`), in Python threads from 2^17 where that layer is not safe, else
+    see :mod:`._parallel`), in Python threads from 2^17 where that layer is not safe, else
     in the calling thread.  Returns (value (N,), grad (N, K) or a dummy, Hessian diagonal
     (N, K) or None, counts summed over the blocks: [non-finite f, invalid targets,
     invalid weights]).  ``work``: the element count that decides the split, when a row

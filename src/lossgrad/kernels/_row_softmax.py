@@ -46,7 +46,7 @@ log of q log q are the vectorised ones of :mod:`._fastmath`; the rest is per row
 float32 is computed in float64 with the loss's parameters (alpha, gamma, epsilon)
 rounded to float32 first, as the reference's arithmetic rounds them.  Blocks of rows
 run in Numba's threading layer from 2^14 elements (Python threads from 2^17 where that
-layer is not safe; see :mod:`._driver`).
+layer is not safe; see :mod:`._parallel`).
 
 Served: every option of the three (labels or probability rows; alpha, gamma;
 epsilon; ``log_target``), ``sample_weight``, the ops value, grad, hess_diag and their
@@ -78,7 +78,7 @@ from .._row import prob_tolerance
 from . import _output_pool
 from . import _fastmath as fm
 from ._cross_entropy import _row_max
-from ._driver import parallel_copy, part_bounds, run_in_parts, split_plan, sum_parts
+from ._parallel import parallel_copy, part_bounds, run_in_parts, split_plan, sum_parts
 from ._row_softmax_probs import focal_probs, kl_probs, poly1_probs
 
 __all__ = ["KERNELS", "softmax_family_rows", "FOCAL", "POLY1", "KL"]
@@ -287,7 +287,7 @@ def _kernel(*args):  # pragma: no cover - bound per parallel wrapper: _rows
 def _parallel_template(kind, f, y, labels, cw, weighted, gamma, eps, log_target, sw, has_sw, ptol, want_g, want_h,
                        v_out, g_out, h_out, counts):
     """``_kernel`` (:func:`_rows`) over counts.shape[0] blocks of rows, one per thread of
-    Numba's threading layer (see :mod:`._driver`); the counts summed into counts[0]."""
+    Numba's threading layer (see :mod:`._parallel`); the counts summed into counts[0]."""
     k = counts.shape[0]
     for i in prange(k):
         lo, hi = part_bounds(f.shape[0], i, k, 1)

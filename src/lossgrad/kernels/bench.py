@@ -113,7 +113,7 @@ def copy_bandwidth(n: int = 20_000_000, repeat: int = 5) -> float:
     """Bytes per second of ``np.copyto`` (read + write counted) on n float64, the array
     split in one contiguous part per core, each copied in its own thread (NumPy
     releases the GIL): the machine's memory rate with every core, as the kernels run."""
-    from ._driver import _pool, n_threads
+    from ._parallel import _pool, n_threads
 
     a = np.ones(n)
     b = np.empty(n)

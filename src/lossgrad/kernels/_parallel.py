@@ -1,0 +1,208 @@
+"""How the compiled kernels run in parallel: the split rule, thread pools and ``parallel=True`` copies.
+
+Every kernel launcher (the pointwise driver, the row and list kernels) asks
+:func:`split_plan` how to cut a call: into one part per thread of Numba's threading
+layer (a ``parallel=True`` wrapper whose ``prange`` over the parts calls the serial
+kernel: 1-2 us to hand the parts over), into one part per core on Python threads
+(:func:`run_in_parts`, ~60 us a wake-up on the 2-core VM, kept where that layer is not
+safe: Numba's ``workqueue`` layer and forked children), or not at all.  The wrappers
+are compiled copies of a template with the serial kernel bound as a global
+(:func:`parallel_copy`), cached on disk under a name that carries the source files'
+stamp (:func:`source_stamp`).  Measured figures: :mod:`._driver`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+import types as pytypes
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numba
+from numba import njit
+
+from .._config import get_config
+
+__all__ = ["BUILD_LOCK", "bound", "source_stamp", "part_bounds", "sum_parts", "parallel_copy", "layer_threads",
+           "split_plan", "n_threads", "run_in_parts"]
+
+_SPLIT_MIN = 1 << 14  # from here, one part per thread of Numba's threading layer
+_THREAD_SPLIT_MIN = 1 << 17  # from here, one part per Python thread where that layer is not safe
+BUILD_LOCK = threading.Lock()  # held while a kernel or a parallel copy is compiled, and while the layer starts
+
+
+def source_stamp(*functions: Any) -> str:
+    """A tag of the files defining ``functions`` (mtime and size, as Numba's cache index
+    checks its own file): in a bound copy's cached name, so that editing a function bound
+    into the copy's globals recompiles the copy (Numba watches the template's file only;
+    seen: a kernel's serial path ran edited code, its threaded copy the cached one)."""
+    parts = []
+    for fn in functions:
+        filename = getattr(fn, "py_func", fn).__code__.co_filename
+        try:
+            st = os.stat(filename)
+            parts.append(f"{st.st_mtime_ns}:{st.st_size}")
+        except OSError:
+            parts.append("-")
+    return f"{zlib.crc32(';'.join(parts).encode()):08x}"
+
+
+def bound(template: Any, g: dict, qualname: str, **jit_options: Any) -> Any:
+    """A compiled copy of ``template`` whose global names resolve in ``g``."""
+    t = template
+    py = pytypes.FunctionType(t.__code__, g, t.__name__, t.__defaults__, t.__closure__)
+    py.__qualname__ = qualname
+    py.__module__ = t.__module__
+    return njit(**jit_options)(py)
+
+
+@njit(inline="always", cache=True)
+def part_bounds(n, i, k, align):
+    """[lo, hi) of part i of k of range(n), the inner edges multiples of ``align`` (the
+    parts of :func:`run_in_parts`)."""
+    lo = (n * i // k) // align * align
+    hi = n if i == k - 1 else (n * (i + 1) // k) // align * align
+    return lo, hi
+
+
+@njit(inline="always", cache=True)
+def sum_parts(counts):
+    """Sum the rows of a parallel wrapper's per-part ``counts`` into counts[0], inside the
+    wrapper (NumPy's ``counts.sum(axis=0)`` costs 0.8 us a call)."""
+    for i in range(1, counts.shape[0]):
+        for j in range(counts.shape[1]):
+            counts[0, j] += counts[i, j]
+
+
+def parallel_copy(template: Any, kernel: Any, built: dict) -> Any:
+    """The ``parallel=True`` compiled copy of ``template`` whose global ``_kernel`` is the
+    compiled serial ``kernel``: built on first use, remembered in ``built`` and cached on
+    disk under the kernel's qualified name + "_parallel" + its source stamp (see
+    :func:`._driver.kernel` and :func:`source_stamp`)."""
+    fn = built.get(kernel)
+    if fn is None:
+        with BUILD_LOCK:
+            fn = built.get(kernel)
+            if fn is None:
+                g = dict(template.__globals__, _kernel=kernel)
+                name = f"{kernel.py_func.__qualname__}_parallel_{source_stamp(kernel)}"
+                fn = built[kernel] = bound(template, g, name, cache=True, parallel=True, nogil=True,
+                                           error_model="numpy")
+    return fn
+
+
+_LAYER_OK: bool | None = None  # None: not decided yet
+_FORKED = False
+
+
+def _forked() -> None:
+    """In a forked child: no threading layer, and a new thread pool (the parent's pool
+    object counts idle workers that do not exist in the child: a task would wait forever)."""
+    global _FORKED, _POOL
+    _FORKED = True
+    _POOL = None
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def layer_threads() -> int:
+    """Threads of Numba's threading layer this call may use (its setting, at most the cores
+    of the process's affinity), or 0 where the layer is not safe here: ``workqueue`` (it
+    aborts on launches from two threads at once), or a forked child (GNU OpenMP aborts a
+    forked child that opens a parallel region after its parent did; the conservative
+    rule: no child of a fork uses the layer)."""
+    global _LAYER_OK
+    if _FORKED:
+        return 0
+    if _LAYER_OK is None:
+        with BUILD_LOCK:
+            if _LAYER_OK is None:
+                try:
+                    numba.get_num_threads()  # launches the layer (tbb, omp or workqueue, by availability)
+                    _LAYER_OK = numba.threading_layer() in ("omp", "tbb")
+                except Exception:  # pragma: no cover - no usable layer
+                    _LAYER_OK = False
+    return min(_numba_threads(), n_threads()) if _LAYER_OK else 0
+
+
+try:  # the C function behind numba.get_num_threads (0.08 us against its wrapper's 0.5 us)
+    from numba.np.ufunc.parallel import _get_num_threads as _raw_num_threads
+except ImportError:  # pragma: no cover - another Numba layout
+    _raw_num_threads = None
+
+
+def _numba_threads() -> int:
+    """numba.get_num_threads() (the calling thread's setting) once the layer is launched."""
+    k = _raw_num_threads() if _raw_num_threads is not None else 0
+    return k if k > 0 else numba.get_num_threads()
+
+
+def split_plan(size: int, rows: int) -> tuple[bool, int]:
+    """How a call over ``size`` elements in ``rows`` independent rows (``rows == size``
+    for a pointwise loss) is split: (in Numba's threading layer?, number of parts).
+
+    The layer, one part per thread (at most one per row), from ``_SPLIT_MIN`` elements
+    where it is safe (:func:`layer_threads`); Python threads, one part per core, from
+    ``_THREAD_SPLIT_MIN`` where it is not; otherwise one part in the calling thread (also
+    when the user set Numba's threads to one), at most ``Config.kernel_threads`` parts.
+    The one rule of every kernel's launcher."""
+    cap = get_config().kernel_threads
+    if cap == 1:
+        return False, 1
+    threads = layer_threads() if size >= _SPLIT_MIN and rows >= 2 else 0
+    if cap is not None:
+        threads = min(threads, cap)
+    if threads > 1:
+        return True, min(threads, rows)
+    if threads == 1 or size < _THREAD_SPLIT_MIN or rows < 2:
+        return False, 1
+    return False, min(n_threads(), rows, cap or rows)
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+_AFFINITY = (-math.inf, 1)  # (time.monotonic() of the last reading, cores)
+
+
+def n_threads() -> int:
+    """Threads the kernels use: the cores this process may run on (its affinity mask,
+    read again after a second: the system call costs ~0.4 us a kernel call)."""
+    global _AFFINITY
+    now = time.monotonic()
+    if now - _AFFINITY[0] < 1.0:
+        return _AFFINITY[1]
+    try:
+        cores = max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cores = max(1, os.cpu_count() or 1)
+    _AFFINITY = (now, cores)
+    return cores
+
+
+def _pool(k: int) -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < k:  # noqa: SLF001
+            _POOL = ThreadPoolExecutor(max_workers=k, thread_name_prefix="lossgrad-kernel")
+        return _POOL
+
+
+def run_in_parts(n: int, k: int, run: Any, align: int = 1) -> None:
+    """``run(i, lo, hi)`` over k contiguous parts of range(n), the inner edges multiples of
+    ``align``; part 0 in the calling thread, the others in kernel threads (the kernels
+    release the GIL); inline when k == 1."""
+    if k == 1:
+        run(0, 0, n)
+        return
+    edges = [((n * i // k) // align) * align for i in range(k)] + [n]
+    futures = [_pool(k).submit(run, i, edges[i], edges[i + 1]) for i in range(1, k)]
+    run(0, edges[0], edges[1])  # the caller takes a part: one thread wake-up less to wait for
+    for fut in futures:
+        fut.result()
