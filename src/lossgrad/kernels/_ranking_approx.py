@@ -55,7 +55,7 @@ ln(1 + pi) >= ln 2), J^T diag(b) J = J diag(b) J = R R^T with R = J[:, c] diag(s
 over the items c with b_c > 0 (no padding, no gain-less item), so that the O(L^3) part
 is one dot product of two rows of R per entry of the upper triangle, over the real
 items only; the block is mirrored in scratch and copied out: no (n, L, L) array but the
-output.  The lists run in parts on Python threads (:func:`._driver.run_in_parts`: launch's
+output.  The lists run in parts on Python threads (:func:`._parallel.run_in_parts`: launch's
 outputs are (n, L) rows; a thread's wake-up is small next to a block's O(L^3)).  Measured,
 float64, one thread: 1.5 ms at 300 lists of 29 items, 175-200 ms at 2000 of 120; two
 threads 0.8 and 93-102 ms, against 15-19 ms and 1.0-2.1 s for the reference's blocks.
@@ -69,7 +69,7 @@ import numpy as np
 from numba import njit
 
 from . import _fastmath as fm
-from ._driver import run_in_parts, split_plan
+from ._parallel import run_in_parts, split_plan
 from ._row_margin import launch
 
 __all__ = ["approx_ndcg_blocks", "approx_ndcg_lists"]
