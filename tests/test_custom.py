@@ -31,6 +31,7 @@ ORACLES = {
     "log_cosh": ("log(cosh(r))", ()),
     "lp": ("abs(r)**p", ("p",)),
     "smooth_l1": ("where(abs(r) < beta, r**2/(2*beta), abs(r) - beta/2)", ("beta",)),
+    "berhu": ("where(abs(r) <= c, abs(r), (r**2 + c**2)/(2*c))", ("c",)),
     "epsilon_insensitive": ("max(0, abs(r) - epsilon)", ("epsilon",)),
     "squared_epsilon_insensitive": ("max(0, abs(r) - epsilon)**2", ("epsilon",)),
     "quantile": ("max(-tau*r, (1 - tau)*r)", ("tau",)),
