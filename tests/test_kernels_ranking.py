@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from ranking_kernel_checks import assert_close, fused_and_reference, rtol_of
 
 import lossgrad
 from lossgrad.losses.ranking import RankNet
@@ -22,35 +23,23 @@ def _lists(seed, n, width, dtype=np.float64):
     return scores.astype(dtype), rel, mask
 
 
-def _both(loss, **inputs):
-    fused = (loss.value(**inputs), *loss.grad_hess_diag(**inputs), loss.hess_diag(**inputs))
-    with lossgrad.config_context(use_kernels=False):
-        reference = (loss.value(**inputs), *loss.grad_hess_diag(**inputs), loss.hess_diag(**inputs))
-    return [np.asarray(a["scores"] if isinstance(a, dict) else a) for a in fused], \
-           [np.asarray(a["scores"] if isinstance(a, dict) else a) for a in reference]
-
-
 @pytest.mark.parametrize("loss", [RankNet(), RankNet(sigma=2.0, normalize=False), RankNet(sigma=0.3)], ids=repr)
 @pytest.mark.parametrize(("n", "width"), [(12, 33), (300, 29), (40, 150)])  # serial, threads, long lists
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_kernel_equals_reference(loss, n, width, dtype):
     s, r, m = _lists(n + width, n, width, dtype)
     w = np.linspace(0.5, 2.0, n)
-    fused, reference = _both(loss, scores=s, relevance=r, mask=m, sample_weight=w)
-    rtol = 1e-13 if dtype == np.float64 else 2e-6
-    for a, b in zip(fused, reference):
-        assert a.dtype == dtype
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
-    assert np.all(fused[1][0] == 0.0) and np.all(fused[2][0] == 0.0) and fused[0][0] == 0.0
+    fused, reference = fused_and_reference(loss, scores=s, relevance=r, mask=m, sample_weight=w)
+    assert all(a.dtype == dtype for a in fused)
+    assert_close(fused, reference, rtol_of(dtype))
+    value, grad, _, diag, _ = fused
+    assert np.all(grad[0] == 0.0) and np.all(diag[0] == 0.0) and value[0] == 0.0
 
 
 def test_kernel_at_extreme_scores():
     s, r, m = _lists(1, 20, 40)
     for scale in (1e3, 1e150):
-        fused, reference = _both(RankNet(), scores=s * scale, relevance=r, mask=m)
-        for a, b in zip(fused, reference):
-            assert np.all(np.isfinite(a))
-            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13 * np.abs(b).max())  # sums cancel to ~1e-15
+        assert_close(*fused_and_reference(RankNet(), scores=s * scale, relevance=r, mask=m), 1e-13)
 
 
 def test_small_inputs_other_arrays_and_the_switch_use_the_reference(monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from ranking_kernel_checks import assert_close, fused_and_reference
 
 import lossgrad
 from lossgrad.kernels._ranking_approx import approx_ndcg_blocks, approx_ndcg_lists
@@ -29,32 +30,15 @@ def _lists(seed, n, width, dtype=np.float64):
     return scores.astype(dtype), rel, mask
 
 
-def _outputs(loss, **inputs):
-    out = (loss.value(**inputs), loss.grad(**inputs), *loss.grad_hess_diag(**inputs), loss.hess_diag(**inputs))
-    return [np.asarray(a["scores"] if isinstance(a, dict) else a) for a in out]
-
-
-def _both(loss, **inputs):
-    fused = _outputs(loss, **inputs)
-    with lossgrad.config_context(use_kernels=False):
-        return fused, _outputs(loss, **inputs)
-
-
-def _close(fused, reference, rtol):
-    for a, b in zip(fused, reference):
-        assert np.all(np.isfinite(a))
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
-
-
 @pytest.mark.parametrize("loss", LOSSES, ids=repr)
 @pytest.mark.parametrize(("n", "width"), [(12, 33), (300, 29), (40, 150)])  # serial, threads, long lists
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_kernel_equals_reference(loss, n, width, dtype):
     s, r, m = _lists(n + width, n, width, dtype)
     w = np.linspace(0.5, 2.0, n)
-    fused, reference = _both(loss, scores=s, relevance=r, mask=m, sample_weight=w)
+    fused, reference = fused_and_reference(loss, scores=s, relevance=r, mask=m, sample_weight=w)
     assert all(a.dtype == dtype for a in fused)
-    _close(fused, reference, 1e-13 if dtype == np.float64 else 2e-6)
+    assert_close(fused, reference, 1e-13 if dtype == np.float64 else 2e-6)
     value, grad, _, diag, _ = fused
     assert value[0] == 0.0 and np.all(grad[0] == 0.0) and np.all(diag[0] == 0.0)
     assert np.all(grad[~m] == 0.0) and np.all(diag[~m] == 0.0)
@@ -64,8 +48,8 @@ def test_kernel_equals_reference(loss, n, width, dtype):
 def test_kernel_at_extreme_scores(loss):
     s, r, m = _lists(1, 20, 40)
     for scale in (30.0, 1e3, 1e150):  # sigmoids in their tails, saturated, u far past exp's range
-        fused, reference = _both(loss, scores=s * scale, relevance=r, mask=m)
-        _close(fused, reference, 1e-13)
+        fused, reference = fused_and_reference(loss, scores=s * scale, relevance=r, mask=m)
+        assert_close(fused, reference, 1e-13)
 
 
 def test_kernel_single_real_item():
@@ -153,7 +137,7 @@ def test_blocks_equal_reference(loss, n, width, dtype):
         reference = _second_order(loss, v, scores=s, relevance=r, mask=m, sample_weight=w)
     assert all(a.dtype == dtype for a in fused)
     rtol = 1e-13 if dtype == np.float64 else 2e-6
-    _close(fused, reference, rtol)
+    assert_close(fused, reference, rtol)
     blocks = approx_ndcg_blocks(s, r, m, loss.temperature)
     np.testing.assert_array_equal(blocks * w.astype(dtype)[:, None, None], fused[0])  # the list weights
     np.testing.assert_array_equal(blocks, np.swapaxes(blocks, 1, 2))
@@ -173,7 +157,7 @@ def test_blocks_at_extreme_scores(loss):
         fused = approx_ndcg_blocks(s * scale, r, m, loss.temperature)
         with lossgrad.config_context(use_kernels=False):
             reference = np.asarray(loss.hess(scores=s * scale, relevance=r, mask=m)["scores"])
-        _close([fused], [reference], 1e-13)
+        assert_close([fused], [reference], 1e-13)
 
 
 def test_blocks_of_a_single_real_item_are_zero():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from ranking_kernel_checks import assert_close, fused_and_reference, rtol_of
 
 import lossgrad
 from lossgrad.kernels._ranking_lambda import gap_table, lambdaloss_lists
@@ -30,20 +31,9 @@ def _lists(seed, n, width, dtype=np.float64, ties=False):
     return scores.astype(dtype), rel, mask
 
 
-def _both(loss, **inputs):
-    fused = (loss.value(**inputs), *loss.grad_hess_diag(**inputs), loss.hess_diag(**inputs))
-    with lossgrad.config_context(use_kernels=False):
-        reference = (loss.value(**inputs), *loss.grad_hess_diag(**inputs), loss.hess_diag(**inputs))
-    return [np.asarray(a["scores"] if isinstance(a, dict) else a) for a in fused], \
-           [np.asarray(a["scores"] if isinstance(a, dict) else a) for a in reference]
-
-
-def _close(fused, reference, dtype, rtol=None):
-    rtol = rtol or (1e-13 if dtype == np.float64 else 2e-6)
-    for a, b in zip(fused, reference):
-        assert a.dtype == dtype
-        assert np.all(np.isfinite(a))
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+def _close(fused, reference, dtype):
+    assert all(a.dtype == dtype for a in fused)
+    assert_close(fused, reference, rtol_of(dtype))
 
 
 @pytest.mark.parametrize("loss", LOSSES, ids=repr)
@@ -52,7 +42,7 @@ def _close(fused, reference, dtype, rtol=None):
 def test_kernel_equals_reference(loss, n, width, dtype):
     s, r, m = _lists(n + width, n, width, dtype)
     w = np.linspace(0.5, 2.0, n)
-    fused, reference = _both(loss, scores=s, relevance=r, mask=m, sample_weight=w)
+    fused, reference = fused_and_reference(loss, scores=s, relevance=r, mask=m, sample_weight=w)
     _close(fused, reference, dtype)
     for a in fused:  # the all-zero list has no weight at all
         assert np.all(a[1] == 0.0)
@@ -65,7 +55,7 @@ def test_kernel_equals_reference(loss, n, width, dtype):
 def test_kernel_at_tied_scores(loss):
     """The ranks come from the reference's own stable sort: ties split by index, alike."""
     s, r, m = _lists(5, 60, 30, ties=True)
-    fused, reference = _both(loss, scores=s, relevance=r, mask=m)
+    fused, reference = fused_and_reference(loss, scores=s, relevance=r, mask=m)
     _close(fused, reference, np.float64)
 
 
@@ -73,7 +63,7 @@ def test_kernel_at_tied_scores(loss):
 def test_kernel_at_extreme_scores(scheme):
     s, r, m = _lists(1, 20, 40)
     for scale in (1e3, 1e150):
-        fused, reference = _both(LambdaLoss(scheme=scheme, k=5), scores=s * scale, relevance=r, mask=m)
+        fused, reference = fused_and_reference(LambdaLoss(scheme=scheme, k=5), scores=s * scale, relevance=r, mask=m)
         _close(fused, reference, np.float64)  # finite, and the sums cancel to ~1e-15 of the largest
 
 
