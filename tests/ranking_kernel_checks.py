@@ -8,6 +8,24 @@ import numpy as np
 import lossgrad
 
 
+def random_lists(seed, n, width):
+    """(scores, relevance, mask) float64 (n, width): scores N(0, 4), grades 0-4, about 15%
+    padding after the first two items of each list (edit rows, then :func:`padded`)."""
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(n, width)) * 2.0
+    rel = rng.integers(0, 5, (n, width)).astype(np.float64)
+    mask = rng.random((n, width)) > 0.15
+    mask[:, :2] = True
+    return scores, rel, mask
+
+
+def padded(scores, rel, mask, dtype):
+    """NaN scores and -1 grades at the padding (a kernel must never read them), scores in ``dtype``."""
+    scores[~mask] = np.nan
+    rel[~mask] = -1.0
+    return scores.astype(dtype), rel, mask
+
+
 def first_order_outputs(loss, **inputs):
     """(value, grad, grad_hess_diag's grad, grad_hess_diag's diag, hess_diag) as arrays."""
     out = (loss.value(**inputs), loss.grad(**inputs), *loss.grad_hess_diag(**inputs), loss.hess_diag(**inputs))

@@ -5,22 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from ranking_kernel_checks import assert_close, fused_and_reference, rtol_of
+from ranking_kernel_checks import (
+    assert_close,
+    fused_and_reference,
+    padded,
+    random_lists,
+    rtol_of,
+)
 
 import lossgrad
 from lossgrad.losses.ranking import RankNet
 
 
 def _lists(seed, n, width, dtype=np.float64):
-    rng = np.random.default_rng(seed)
-    scores = rng.normal(size=(n, width)) * 2.0
-    rel = rng.integers(0, 5, (n, width)).astype(np.float64)
-    mask = rng.random((n, width)) > 0.15
-    mask[:, :2] = True
+    scores, rel, mask = random_lists(seed, n, width)
     rel[0, :] = 2.0  # a list without a pair: value, gradient and curvature 0
-    scores[~mask] = np.nan  # padding is never read
-    rel[~mask] = -1.0
-    return scores.astype(dtype), rel, mask
+    return padded(scores, rel, mask, dtype)
 
 
 @pytest.mark.parametrize("loss", [RankNet(), RankNet(sigma=2.0, normalize=False), RankNet(sigma=0.3)], ids=repr)

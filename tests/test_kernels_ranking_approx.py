@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from ranking_kernel_checks import assert_close, fused_and_reference
+from ranking_kernel_checks import (
+    assert_close,
+    fused_and_reference,
+    padded,
+    random_lists,
+)
 
 import lossgrad
 from lossgrad.kernels._ranking_approx import approx_ndcg_blocks, approx_ndcg_lists
@@ -15,19 +20,13 @@ LOSSES = [ApproxNDCG(), ApproxNDCG(temperature=0.1), ApproxNDCG(temperature=3.0)
 
 
 def _lists(seed, n, width, dtype=np.float64):
-    rng = np.random.default_rng(seed)
-    scores = rng.normal(size=(n, width)) * 2.0
-    rel = rng.integers(0, 5, (n, width)).astype(np.float64)
-    mask = rng.random((n, width)) > 0.15
-    mask[:, :2] = True
+    scores, rel, mask = random_lists(seed, n, width)
     rel[0, :] = 0.0  # no relevant item (Z = 0): value, gradient and curvature 0
     rel[1, :] = 0.0
     rel[1, 1] = 3.0  # one relevant item
     mask[2, 2:] = False  # two real items
     scores[3, :] = np.round(scores[3, :])  # ties (u = 0)
-    scores[~mask] = np.nan  # padding is never read
-    rel[~mask] = -1.0
-    return scores.astype(dtype), rel, mask
+    return padded(scores, rel, mask, dtype)
 
 
 @pytest.mark.parametrize("loss", LOSSES, ids=repr)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from ranking_kernel_checks import assert_close, fused_and_reference, rtol_of
+from ranking_kernel_checks import (
+    assert_close,
+    fused_and_reference,
+    padded,
+    random_lists,
+    rtol_of,
+)
 
 import lossgrad
 from lossgrad.kernels._ranking_lambda import gap_table, lambdaloss_lists
@@ -17,18 +23,12 @@ LOSSES = [LambdaLoss(scheme=scheme, k=k) for scheme in SCHEMES for k in (None, 1
 
 
 def _lists(seed, n, width, dtype=np.float64, ties=False):
-    rng = np.random.default_rng(seed)
-    scores = rng.normal(size=(n, width)) * 2.0
+    scores, rel, mask = random_lists(seed, n, width)
     if ties:
         scores = np.round(scores)  # many tied scores: ranked by index in both
-    rel = rng.integers(0, 5, (n, width)).astype(np.float64)
-    mask = rng.random((n, width)) > 0.15
-    mask[:, :2] = True
     rel[0, :] = 2.0  # a list without a pair (but for "ndcg1": every grade equal)
     rel[1, :] = 0.0  # no relevant item: maxDCG = 0, no weight
-    scores[~mask] = np.nan  # padding is never read
-    rel[~mask] = -1.0
-    return scores.astype(dtype), rel, mask
+    return padded(scores, rel, mask, dtype)
 
 
 def _close(fused, reference, dtype):
