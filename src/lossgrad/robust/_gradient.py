@@ -51,7 +51,8 @@ def robust_mean(samples: Any, method: str = "median_of_means", *, n_blocks: int 
     mean); ``median`` ("geometric" or "coordinate"); ``trim`` in [0, 0.5) (trimmed mean);
     ``loss`` (m_estimate: a residual loss or its catalog name; "huber" uses delta 1.345);
     ``seed`` (median of means: the shuffle of the rows before cutting the blocks);
-    ``tol``, ``max_iter`` (the Weiszfeld and IRLS iterations).
+    ``tol``, ``max_iter`` (the Weiszfeld and IRLS iterations; their last iterate is returned
+    without a warning when they have not settled: a gradient step needs an estimate, not a root).
 
     Returns a float64 array of shape (p,) (a 0-d array for a 1-d sample).
 
