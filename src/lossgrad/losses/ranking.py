@@ -52,9 +52,47 @@ from ._ranking_base import (
 __all__ = ["ListNet", "RankNet", "XENDCG", "ApproxNDCG"]
 
 
+class _SoftmaxList(RankingLoss):
+    """ListNet and XE-NDCG: a cross-entropy between a target distribution over each list and
+    softmax(scores), so gradient p - q and Hessian diag(p) - p p^T.  Value, gradient and
+    Hessian diagonal of float32/float64 NumPy scores come from one list kernel
+    (:mod:`lossgrad.kernels._ranking_softmax`); blocks and hvp from the reference."""
+
+    def _kernel_gamma(self, data):
+        """XE-NDCG's gamma for the kernel (None: ListNet's softmax target)."""
+        return None
+
+    def _value(self, xp, data):
+        fused = self._fused(data, want_grad=False, want_diag=False)
+        return fused[0] if fused is not None else self._vg(xp, data)[0]
+
+    def _second(self, xp, data, what, v):
+        if what == "diag":
+            fused = self._fused(data, want_grad=False, want_diag=True)
+            if fused is not None:
+                return fused[2]
+        p, _ = masked_softmax(xp, data["s"], data["mb"])
+        return softmax_second(xp, p, what, v)
+
+    def _grad_and_diag(self, xp, data):
+        fused = self._fused(data, want_grad=True, want_diag=True)
+        if fused is not None:
+            return fused[1], fused[2]
+        return self._vg(xp, data)[1], self._second(xp, data, "diag", None)
+
+    def _fused(self, data, want_grad, want_diag):
+        """(value, grad, diag) from the list kernel when :func:`list_kernel_applies`, else None."""
+        if not list_kernel_applies(data["s"]):
+            return None
+        # imported here: Numba loads the kernel on the first call that needs it
+        from ..kernels._ranking_softmax import softmax_lists
+
+        return softmax_lists(data["s"], data["rel"], data["mb"], self._kernel_gamma(data), want_grad, want_diag)
+
+
 @register("listnet", "ranking")
 @dataclass(frozen=True)
-class ListNet(RankingLoss):
+class ListNet(_SoftmaxList):
     r"""ListNet top-one loss: cross-entropy between softmax(relevance) and softmax(scores).
 
     Per list, over its real items: q = softmax(relevance) (the "top-one probability" of
@@ -66,7 +104,9 @@ class ListNet(RankingLoss):
     TF-Ranking's ``SoftmaxLoss`` (optax ``ranking_softmax_loss``) uses the linear target
     relevance / sum(relevance) instead; on lists whose relevances are all positive it
     equals this loss evaluated at log(relevance).
-    Convex in the scores.
+    Convex in the scores.  Value, gradient and Hessian diagonal of float32/float64 NumPy
+    scores come from a list kernel (:mod:`lossgrad.kernels._ranking_softmax`, shared with
+    XE-NDCG: three branch-free loops per list); the blocks and the hvp from the reference.
     Reference: Cao, Qin, Liu, Tsai & Li (2007), Learning to rank: from pairwise approach
     to listwise approach, ICML.
 
@@ -81,15 +121,15 @@ class ListNet(RankingLoss):
                        r"\operatorname{diag}(p) - p p^\top,\ p = \operatorname{softmax}(s)", "s")
 
     def _vg(self, xp, data):
+        fused = self._fused(data, want_grad=True, want_diag=False)
+        if fused is not None:
+            return fused[0], fused[1]
         s, rel, mb = data["s"], data["rel"], data["mb"]
         p, logp = masked_softmax(xp, s, mb)
         q, _ = masked_softmax(xp, rel, mb)
         value = -xp.sum(q * logp, axis=-1)
         return value, p - q
 
-    def _second(self, xp, data, what, v):
-        p, _ = masked_softmax(xp, data["s"], data["mb"])
-        return softmax_second(xp, p, what, v)
 
 
 @register("ranknet", "ranking", variants=({"sigma": 2.0, "normalize": False},))
@@ -193,7 +233,7 @@ class RankNet(RankingLoss):
 
 @register("xendcg", "ranking", variants=({"seed": 7},))
 @dataclass(frozen=True)
-class XENDCG(RankingLoss):
+class XENDCG(_SoftmaxList):
     r"""XE-NDCG: cross-entropy between a gamma-perturbed NDCG gain distribution and softmax(scores).
 
     Per list, over its real items, with gamma_i ~ U[0, 1) drawn once per item,
@@ -213,7 +253,10 @@ class XENDCG(RankingLoss):
     objective_seed + query index, gamma = k/32768) but returns, as its "gradient",
     p - phi plus second- and third-order correction terms of the paper's Newton-step
     approximation, and the Hessian p(1 - p); tests/test_ranking.py matches it exactly
-    on its own draw after removing those terms.  Convex in the scores.
+    on its own draw after removing those terms.  Convex in the scores.  Value, gradient
+    and Hessian diagonal of float32/float64 NumPy scores come from ListNet's list kernel
+    (:mod:`lossgrad.kernels._ranking_softmax`, gamma drawn before the call); the blocks
+    and the hvp from the reference.
     Reference: Bruch (2021), An alternative cross entropy loss for learning-to-rank, WWW.
 
     >>> import numpy as np, lossgrad
@@ -238,6 +281,9 @@ class XENDCG(RankingLoss):
         """The gamma draw used when no ``gamma`` input is given (float64, in [0, 1))."""
         return np.random.default_rng(self.seed).random(tuple(shape))
 
+    def _kernel_gamma(self, data):
+        return data["gamma"]
+
     def _extra(self, xp, inputs, s, mb):
         gamma = inputs.get("gamma")
         if gamma is None:
@@ -249,6 +295,9 @@ class XENDCG(RankingLoss):
         return {"gamma": gamma}
 
     def _vg(self, xp, data):
+        fused = self._fused(data, want_grad=True, want_diag=False)
+        if fused is not None:
+            return fused[0], fused[1]
         s, rel, mb, gamma = data["s"], data["rel"], data["mb"], data["gamma"]
         zero = xp.zeros_like(s)
         top = xp.max(rel, axis=-1, keepdims=True)  # padded rel are 0 and real rel >= 0
@@ -258,9 +307,6 @@ class XENDCG(RankingLoss):
         value = -xp.sum(phi * logp, axis=-1)
         return value, p - phi
 
-    def _second(self, xp, data, what, v):
-        p, _ = masked_softmax(xp, data["s"], data["mb"])
-        return softmax_second(xp, p, what, v)
 
 
 @register("approx_ndcg", "ranking", variants=({"temperature": 0.3},))
