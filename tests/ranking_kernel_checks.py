@@ -50,3 +50,15 @@ def assert_close(fused, reference, rtol):
 
 def rtol_of(dtype):
     return 1e-13 if dtype == np.float64 else 2e-6
+
+
+def weighted_kernel_outputs(loss, make_lists, n, width, dtype):
+    """The kernel's :func:`first_order_outputs` on ``make_lists(n + width, n, width, dtype)``
+    with list weights 0.5..2, after checking their dtype and that they equal the
+    reference's; returns (outputs, mask)."""
+    s, r, m = make_lists(n + width, n, width, dtype)
+    w = np.linspace(0.5, 2.0, n)
+    fused, reference = fused_and_reference(loss, scores=s, relevance=r, mask=m, sample_weight=w)
+    assert all(a.dtype == dtype for a in fused)
+    assert_close(fused, reference, rtol_of(dtype))
+    return fused, m

@@ -11,6 +11,7 @@ from ranking_kernel_checks import (
     padded,
     random_lists,
     rtol_of,
+    weighted_kernel_outputs,
 )
 
 import lossgrad
@@ -40,10 +41,7 @@ def _close(fused, reference, dtype):
 @pytest.mark.parametrize(("n", "width"), [(12, 33), (300, 29), (40, 150)])  # serial, threads, long lists
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_kernel_equals_reference(loss, n, width, dtype):
-    s, r, m = _lists(n + width, n, width, dtype)
-    w = np.linspace(0.5, 2.0, n)
-    fused, reference = fused_and_reference(loss, scores=s, relevance=r, mask=m, sample_weight=w)
-    _close(fused, reference, dtype)
+    fused, m = weighted_kernel_outputs(loss, _lists, n, width, dtype)
     for a in fused:  # the all-zero list has no weight at all
         assert np.all(a[1] == 0.0)
     if loss.scheme != "ndcg1":  # equal grades: no pair
