@@ -36,16 +36,20 @@ class RankingLoss(BatchLoss):
     def hess_diag(self, sample_weight: Any = None, **inputs: Any) -> dict[str, Any]:
         """Diagonal of the Hessian of sum(w * value): ``{"scores": (n_lists, L)}``."""
         xp, data, w = self._prepare_batch(inputs, sample_weight)
-        return {"scores": per_list(w, self._second(xp, data, "diag", None), 1)}
+        fused = self._fused(xp, data, want_grad=False, want_diag=True)
+        diag = fused[2] if fused is not None else self._second(xp, data, "diag", None)
+        return {"scores": per_list(w, diag, 1)}
 
     def grad_hess_diag(self, sample_weight: Any = None, **inputs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """(``grad``, ``hess_diag``) from one evaluation: the pair a boosting round needs."""
         xp, data, w = self._prepare_batch(inputs, sample_weight)
-        g, h = self._grad_and_diag(xp, data)
+        fused = self._fused(xp, data, want_grad=True, want_diag=True)
+        g, h = (fused[1], fused[2]) if fused is not None else self._grad_and_diag(xp, data)
         return {"scores": per_list(w, g, 1)}, {"scores": per_list(w, h, 1)}
 
     def _grad_and_diag(self, xp: Any, data: dict[str, Any]) -> tuple[Any, Any]:
-        """(unweighted gradient, Hessian diagonal); losses sharing work between the two override it."""
+        """(unweighted gradient, Hessian diagonal) by the reference; losses sharing work between
+        the two override it."""
         return self._vg(xp, data)[1], self._second(xp, data, "diag", None)
 
     def _hvp(self, xp: Any, data: dict[str, Any], w: Any, v: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +57,7 @@ class RankingLoss(BatchLoss):
 
     def _item_jvp(self, xp: Any, data: dict[str, Any], v: dict[str, Any]) -> Any:
         """Per list, <grad value_l, v_l>: the lists share no score."""
-        return xp.sum(self._vg(xp, data)[1] * self._scores_direction(xp, data, v), axis=-1)
+        return xp.sum(self._value_and_grad(xp, data)[1] * self._scores_direction(xp, data, v), axis=-1)
 
     def _scores_direction(self, xp: Any, data: dict[str, Any], v: dict[str, Any]) -> Any:
         return self._direction(xp, v, "scores", data["s"], read=data["mb"])  # padding is not read
@@ -96,17 +100,34 @@ class RankingLoss(BatchLoss):
         return {}
 
     def _value(self, xp: Any, data: dict[str, Any]) -> Any:
-        return self._vg(xp, data)[0]
+        fused = self._fused(xp, data, want_grad=False, want_diag=False)
+        return fused[0] if fused is not None else self._vg(xp, data)[0]
+
+    def _value_and_grad(self, xp: Any, data: dict[str, Any]) -> tuple[Any, Any]:
+        """(per-list values, gradient), unweighted: the list kernel's where it applies, else :meth:`_vg`."""
+        fused = self._fused(xp, data, want_grad=True, want_diag=False)
+        return (fused[0], fused[1]) if fused is not None else self._vg(xp, data)
 
     def _value_grad(self, xp: Any, data: dict[str, Any], w: Any) -> tuple[Any, dict[str, Any]]:
-        value, g = self._vg(xp, data)
+        value, g = self._value_and_grad(xp, data)
         if w is None:
             return value, {"scores": g}
         return value * w, {"scores": g * w[:, None]}
 
     def _vg(self, xp: Any, data: dict[str, Any]) -> tuple[Any, Any]:
-        """(per-list values, d sum(values) / d scores), unweighted."""
+        """(per-list values, d sum(values) / d scores), unweighted, by the reference."""
         raise NotImplementedError  # pragma: no cover
+
+    def _fused(self, xp: Any, data: dict[str, Any], want_grad: bool, want_diag: bool) -> tuple | None:
+        """(value, gradient or None, Hessian diagonal or None), unweighted, from the loss's list
+        kernel (:meth:`_list_kernel`) where :func:`list_kernel_applies`, else None (the
+        reference runs): value, ``value_grad``, ``hess_diag`` and ``grad_hess_diag`` ask here first."""
+        return self._list_kernel(xp, data, want_grad, want_diag) if list_kernel_applies(data["s"]) else None
+
+    def _list_kernel(self, xp: Any, data: dict[str, Any], want_grad: bool, want_diag: bool) -> tuple | None:
+        """The loss's list kernel on float32/float64 NumPy scores (imported on first use, so that
+        Numba loads only when a call needs it); None: the loss has none."""
+        return None
 
     def _example_inputs(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         n, m = 4, 6

@@ -62,29 +62,11 @@ class _SoftmaxList(RankingLoss):
         """XE-NDCG's gamma for the kernel (None: ListNet's softmax target)."""
         return None
 
-    def _value(self, xp, data):
-        fused = self._fused(data, want_grad=False, want_diag=False)
-        return fused[0] if fused is not None else self._vg(xp, data)[0]
-
     def _second(self, xp, data, what, v):
-        if what == "diag":
-            fused = self._fused(data, want_grad=False, want_diag=True)
-            if fused is not None:
-                return fused[2]
         p, _ = masked_softmax(xp, data["s"], data["mb"])
         return softmax_second(xp, p, what, v)
 
-    def _grad_and_diag(self, xp, data):
-        fused = self._fused(data, want_grad=True, want_diag=True)
-        if fused is not None:
-            return fused[1], fused[2]
-        return self._vg(xp, data)[1], self._second(xp, data, "diag", None)
-
-    def _fused(self, data, want_grad, want_diag):
-        """(value, grad, diag) from the list kernel when :func:`list_kernel_applies`, else None."""
-        if not list_kernel_applies(data["s"]):
-            return None
-        # imported here: Numba loads the kernel on the first call that needs it
+    def _list_kernel(self, xp, data, want_grad, want_diag):
         from ..kernels._ranking_softmax import softmax_lists
 
         return softmax_lists(data["s"], data["rel"], data["mb"], self._kernel_gamma(data), want_grad, want_diag)
@@ -121,9 +103,6 @@ class ListNet(_SoftmaxList):
                        r"\operatorname{diag}(p) - p p^\top,\ p = \operatorname{softmax}(s)", "s")
 
     def _vg(self, xp, data):
-        fused = self._fused(data, want_grad=True, want_diag=False)
-        if fused is not None:
-            return fused[0], fused[1]
         s, rel, mb = data["s"], data["rel"], data["mb"]
         p, logp = masked_softmax(xp, s, mb)
         q, _ = masked_softmax(xp, rel, mb)
@@ -173,9 +152,6 @@ class RankNet(RankingLoss):
         self._set("normalize", V.param_bool(self._owner, "normalize", self.normalize))
 
     def _vg(self, xp, data):
-        fused = self._fused(data, want_diag=False)
-        if fused is not None:
-            return fused[0], fused[1]
         x, e, pf, inv = self._pairs(xp, data)
         loss = xp.where(pf > 0, xp.maximum(-x, 0.0) + xp.log1p(e), xp.zeros_like(x))  # softplus(-x) on the pairs
         value = xp.sum(xp.sum(loss, axis=-1), axis=-1)
@@ -188,10 +164,6 @@ class RankNet(RankingLoss):
         return xp.sum(lam, axis=-2) - xp.sum(lam, axis=-1)
 
     def _second(self, xp, data, what, v, pairs=None):
-        if what == "diag" and pairs is None:
-            fused = self._fused(data, want_diag=True, want_grad=False)
-            if fused is not None:
-                return fused[2]
         x, e, pf, inv = self._pairs(xp, data) if pairs is None else pairs
         c = pf * (self.sigma**2 * e / ((1.0 + e) * (1.0 + e)))
         if inv is not None:
@@ -199,19 +171,11 @@ class RankNet(RankingLoss):
         return laplacian_second(xp, c + xp.matrix_transpose(c), what, v)
 
     def _grad_and_diag(self, xp, data):
-        fused = self._fused(data, want_diag=True)
-        if fused is not None:
-            return fused[1], fused[2]
         pairs = self._pairs(xp, data)
         return self._grad(xp, *pairs), self._second(xp, data, "diag", None, pairs)
 
-    def _fused(self, data, want_diag, want_grad=True):
-        """(value, grad, diag) from the list kernel (:mod:`lossgrad.kernels._ranking`) for
-        float32/float64 NumPy scores of at least ``kernel_threshold`` pair entries
-        (n_lists L^2) while ``use_kernels`` is on, else None (the reference runs)."""
-        if not list_kernel_applies(data["s"]):
-            return None
-        from ..kernels._ranking import ranknet_lists  # Numba loads on the first call that needs it
+    def _list_kernel(self, xp, data, want_grad, want_diag):
+        from ..kernels._ranking import ranknet_lists
 
         return ranknet_lists(data["s"], data["rel"], data["mb"], self.sigma, self.normalize, want_grad, want_diag)
 
@@ -295,9 +259,6 @@ class XENDCG(_SoftmaxList):
         return {"gamma": gamma}
 
     def _vg(self, xp, data):
-        fused = self._fused(data, want_grad=True, want_diag=False)
-        if fused is not None:
-            return fused[0], fused[1]
         s, rel, mb, gamma = data["s"], data["rel"], data["mb"], data["gamma"]
         zero = xp.zeros_like(s)
         top = xp.max(rel, axis=-1, keepdims=True)  # padded rel are 0 and real rel >= 0
@@ -363,50 +324,26 @@ class ApproxNDCG(RankingLoss):
     def props(self) -> Props:
         return Props(convex=False, differentiability=2, basis=Basis.OTHER, bounded=True)
 
-    def _value(self, xp, data):
-        fused = self._fused(data, want_grad=False, want_diag=False)
-        return fused[0] if fused is not None else self._vg(xp, data)[0]
-
     def _vg(self, xp, data):
-        fused = self._fused(data, want_grad=True, want_diag=False)
-        if fused is not None:
-            return fused[0], fused[1]
         q = self._smooth_ranks(xp, data)
         ndcg = xp.sum(q["gain"] * _LN2 / q["lg"], axis=-1) * q["zinv"][:, 0]
         return -ndcg, -_symmetric_t_times(xp, q["jac"], q["a"])
 
     def _grad_and_diag(self, xp, data):
-        fused = self._fused(data, want_grad=True, want_diag=True)
-        if fused is not None:
-            return fused[1], fused[2]
         q = self._smooth_ranks(xp, data)
         return -_symmetric_t_times(xp, q["jac"], q["a"]), self._second(xp, data, "diag", None, q)
 
-    def _fused(self, data, want_grad, want_diag):
-        """(value, grad, diag) from the list kernel, else None (the reference runs)."""
-        kernels = self._list_kernels(data)
-        if kernels is None:
-            return None
-        return kernels.approx_ndcg_lists(data["s"], data["rel"], data["mb"], self.temperature, want_grad, want_diag)
+    def _list_kernel(self, xp, data, want_grad, want_diag):
+        from ..kernels._ranking_approx import approx_ndcg_lists
 
-    def _list_kernels(self, data):
-        """The list kernels' module (:mod:`lossgrad.kernels._ranking_approx`) for float32/float64
-        NumPy scores of at least ``kernel_threshold`` pair entries (n_lists L^2) while
-        ``use_kernels`` is on, else None (the reference runs)."""
-        if not list_kernel_applies(data["s"]):
-            return None
-        # imported here: Numba loads the kernels on the first call that needs them
-        from ..kernels import _ranking_approx
-
-        return _ranking_approx
+        return approx_ndcg_lists(data["s"], data["rel"], data["mb"], self.temperature, want_grad, want_diag)
 
     def _second(self, xp, data, what, v, q=None):
         """-(J^T diag(b) J + Lap(M + M^T)) with b = d^2NDCG/dpi^2 and M_ij = a_i sigma''(u_ij) / T^2."""
-        kernels = self._list_kernels(data) if q is None else None
-        if kernels is not None and what == "diag":
-            return kernels.approx_ndcg_lists(data["s"], data["rel"], data["mb"], self.temperature, False, True)[2]
-        if kernels is not None:  # the blocks (and the hvp as blocks @ v: 10-25x the reference's speed)
-            blocks = kernels.approx_ndcg_blocks(data["s"], data["rel"], data["mb"], self.temperature)
+        if what != "diag" and list_kernel_applies(data["s"]):  # the blocks kernel; the hvp as blocks @ v
+            from ..kernels._ranking_approx import approx_ndcg_blocks
+
+            blocks = approx_ndcg_blocks(data["s"], data["rel"], data["mb"], self.temperature)
             return blocks if what == "full" else np.squeeze(blocks @ v[:, :, None], axis=-1)
         q = self._smooth_ranks(xp, data) if q is None else q
         a, jac = q["a"], q["jac"]

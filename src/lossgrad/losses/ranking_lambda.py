@@ -20,7 +20,7 @@ from .. import _xp
 from .._props import Basis, Formula, Props
 from .._registry import register
 from ._ranking_base import LN2 as _LN2
-from ._ranking_base import RankingLoss, laplacian_second, list_kernel_applies
+from ._ranking_base import RankingLoss, laplacian_second
 
 __all__ = ["LambdaLoss"]
 
@@ -170,9 +170,6 @@ class LambdaLoss(RankingLoss):
 
     # ------------------------------------------------------------------ value and derivatives
     def _vg(self, xp, data):
-        fused = self._fused(xp, data, want_diag=False)
-        if fused is not None:
-            return fused[0], fused[1]
         x, e, w = self._pairs(xp, data)
         # softplus(-x) = max(-x, 0) + log1p(e) on the pairs (0 elsewhere, even where x overflows)
         loss = xp.where(w > 0, w * (xp.maximum(-x, 0.0) + xp.log1p(e)), xp.zeros_like(x))
@@ -183,33 +180,21 @@ class LambdaLoss(RankingLoss):
         return xp.sum(lam, axis=-2) - xp.sum(lam, axis=-1)
 
     def _second(self, xp, data, what, v, pairs=None):
-        if what == "diag" and pairs is None:
-            fused = self._fused(xp, data, want_diag=True, want_grad=False)
-            if fused is not None:
-                return fused[2]
         _, e, w = self._pairs(xp, data) if pairs is None else pairs
         c = w * ((self.sigma**2 / _LN2) * e / ((1.0 + e) * (1.0 + e)))  # sigmoid(x) sigmoid(-x)
         return laplacian_second(xp, c + xp.matrix_transpose(c), what, v)
 
     def _grad_and_diag(self, xp, data):
-        fused = self._fused(xp, data, want_diag=True)
-        if fused is not None:
-            return fused[1], fused[2]
         pairs = self._pairs(xp, data)
         return self._grad(xp, *pairs), self._second(xp, data, "diag", None, pairs)
 
-    def _fused(self, xp, data, want_diag, want_grad=True):
-        """(value, grad, diag) from the list kernel (:mod:`lossgrad.kernels._ranking_lambda`)
-        for float32/float64 NumPy scores of at least ``kernel_threshold`` pair entries
-        (n_lists L^2) while ``use_kernels`` is on, else None (the reference runs).  The
-        per-item ranks, gains G/maxDCG and discounts come from this class's helpers, in
-        float64 (the ranks of float32 scores are the same: widening keeps their order)."""
-        s = data["s"]
-        if not list_kernel_applies(s):
-            return None
-        # Numba loads on the first call that needs it
+    def _list_kernel(self, xp, data, want_grad, want_diag):
+        """:mod:`lossgrad.kernels._ranking_lambda`.  The per-item ranks, gains G/maxDCG and
+        discounts come from this class's helpers, in float64 (the ranks of float32 scores are
+        the same: widening keeps their order)."""
         from ..kernels._ranking_lambda import lambdaloss_lists
 
+        s = data["s"]
         rel, mb = xp.astype(data["rel"], xp.float64), data["mb"]
         gains = discounts = xp.zeros(s.shape, dtype=xp.float64)
         if self.scheme == "ranknet" and self.k is None:  # no weight depends on the ranks: any order will do
