@@ -32,10 +32,9 @@ class RobustGradientObjective(LinearObjective):
     gradient: str = "median_of_means"
     gradient_params: dict[str, Any] = field(default_factory=dict)
 
-    def per_sample_gradients(self, theta: np.ndarray) -> np.ndarray:
-        """The rows z_i (n, size): their plain mean is the gradient of the smooth loss term."""
-        with config_context(assume_valid=True):
-            g = self.loss.grad(self.y, self.scores(theta), self.sw)
+    def _rows(self, g: np.ndarray) -> np.ndarray:
+        """The rows z_i (n, size) from the weighted per-sample loss gradients s_i L'_i (n,) or
+        (n, K): their plain mean is the gradient of the smooth loss term."""
         g = g * (len(self.X) / self.sw_total)
         X1 = np.c_[np.ones(len(self.X)), self.X] if self.fit_intercept else self.X
         if g.ndim == 1:
@@ -43,8 +42,10 @@ class RobustGradientObjective(LinearObjective):
         return (X1[:, :, None] * g[:, None, :]).reshape(len(self.X), -1)
 
     def smooth_value_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        estimate = robust_mean(self.per_sample_gradients(theta), self.gradient, **self.gradient_params)
-        return self.smooth_value(theta), estimate + self.l2 * self._penalty_mask() * theta
+        with config_context(assume_valid=True):  # one pass of the loss for the value and the rows
+            v, g = self.loss.value_grad(self.y, self.scores(theta), self.sw)
+        estimate = robust_mean(self._rows(g), self.gradient, **self.gradient_params)
+        return self.smooth_value_of_terms(theta, (v,)), estimate + self.l2 * self._penalty_mask() * theta
 
     def value(self, theta: np.ndarray) -> float:
         return self.smooth_value(theta) + self.l1_value(theta)
