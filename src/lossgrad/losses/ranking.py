@@ -58,10 +58,6 @@ class _SoftmaxList(RankingLoss):
     Hessian diagonal of float32/float64 NumPy scores come from one list kernel
     (:mod:`lossgrad.kernels._ranking_softmax`); blocks and hvp from the reference."""
 
-    def _kernel_gamma(self, data):
-        """XE-NDCG's gamma for the kernel (None: ListNet's softmax target)."""
-        return None
-
     def _second(self, xp, data, what, v):
         p, _ = masked_softmax(xp, data["s"], data["mb"])
         return softmax_second(xp, p, what, v)
@@ -69,7 +65,8 @@ class _SoftmaxList(RankingLoss):
     def _list_kernel(self, xp, data, want_grad, want_diag):
         from ..kernels._ranking_softmax import softmax_lists
 
-        return softmax_lists(data["s"], data["rel"], data["mb"], self._kernel_gamma(data), want_grad, want_diag)
+        # XE-NDCG's inputs carry its gamma draw; ListNet's have none (its target is softmax(relevance))
+        return softmax_lists(data["s"], data["rel"], data["mb"], data.get("gamma"), want_grad, want_diag)
 
 
 @register("listnet", "ranking")
@@ -244,9 +241,6 @@ class XENDCG(_SoftmaxList):
     def draw_gamma(self, shape: tuple[int, ...]) -> np.ndarray:
         """The gamma draw used when no ``gamma`` input is given (float64, in [0, 1))."""
         return np.random.default_rng(self.seed).random(tuple(shape))
-
-    def _kernel_gamma(self, data):
-        return data["gamma"]
 
     def _extra(self, xp, inputs, s, mb):
         gamma = inputs.get("gamma")
