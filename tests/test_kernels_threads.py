@@ -10,6 +10,9 @@ without aborting.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import subprocess
+import sys
 
 import numba
 import numpy as np
@@ -243,3 +246,25 @@ def test_kernel_threads_caps_the_split_and_keeps_the_result():
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="kernel_threads must be None or an integer >= 1"):
             lossgrad.config_context(kernel_threads=bad).__enter__()
+
+
+_SPIN_PROBE = """
+import os
+from lossgrad.kernels import _parallel
+_parallel.layer_threads()
+import numba
+print(os.environ.get("GOMP_SPINCOUNT"), numba.threading_layer())
+"""
+
+
+@pytest.mark.parametrize("preset", [None, "123"])
+def test_the_layer_starts_with_a_short_spin_count(preset):
+    """GNU OpenMP's idle threads spin GOMP_SPINCOUNT iterations: lossgrad sets its default
+    before the layer starts, and leaves a value the environment set."""
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    if preset is not None:
+        env["GOMP_SPINCOUNT"] = preset
+    out = subprocess.run([sys.executable, "-c", _SPIN_PROBE], env=env, capture_output=True, text=True, check=True)
+    spin, layer = out.stdout.split()
+    assert spin == (preset or str(_parallel.GOMP_SPINCOUNT))
+    assert layer in ("omp", "tbb", "workqueue")

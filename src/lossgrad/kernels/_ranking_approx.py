@@ -237,7 +237,9 @@ def _normalised_gains(rel: np.ndarray, mask: np.ndarray) -> np.ndarray:
     Z the ideal DCG, sum_r G_(r) / log2(r + 1) over the gains sorted in decreasing order."""
     gain = np.where(mask, np.exp2(rel.astype(np.float64)) - 1.0, 0.0)
     ideal = -np.sort(-gain, axis=-1)
-    z = ideal @ (_LN2 / np.log(np.arange(2.0, gain.shape[-1] + 2.0)))
+    # a row sum, not ``ideal @ discounts``: OpenBLAS's threads spin after a product, and on
+    # two cores they halved the speed of the list kernel that runs next (20 -> 40 ms at 20000 x 24)
+    z = np.einsum("ij,j->i", ideal, _LN2 / np.log(np.arange(2.0, gain.shape[-1] + 2.0)))
     zinv = np.divide(1.0, z, out=np.zeros_like(z), where=z > 0.0)
     return np.where(mask, gain * zinv[:, None], np.nan)
 

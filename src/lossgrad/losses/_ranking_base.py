@@ -79,6 +79,9 @@ class RankingLoss(BatchLoss):
             mb = same_shape(xp, mask, s, "mask", None)
             if not xp.isdtype(mb.dtype, "bool"):
                 raise TypeError(f"mask must be a boolean array (True = real item, False = padding), got dtype {mb.dtype}")
+        checked = _one_pass_check(s, rel, mb)
+        if checked is not None:  # every check passed, in one pass
+            return self._prepared(xp, inputs, sample_weight, s, checked, mb)
         counts = xp.sum(xp.astype(mb, xp.int64), axis=-1)
         if not bool(xp.all(counts >= 2)):
             bad = np.flatnonzero(np.asarray(array_api_compat.to_device(counts, "cpu")) < 2).tolist()
@@ -91,7 +94,11 @@ class RankingLoss(BatchLoss):
         relv = xp.where(mb, rel, zero)
         V.check_finite(xp, relv, "relevance")
         V.check_all(xp, relv >= 0, "relevance", "non-negative graded relevance on real (unmasked) items")
-        data = {"s": s, "rel": relv, "mb": mb}
+        return self._prepared(xp, inputs, sample_weight, s, relv, mb)
+
+    def _prepared(self, xp: Any, inputs: dict[str, Any], sample_weight: Any, s: Any, rel: Any, mb: Any) -> tuple:
+        """(xp, data, w) from checked scores, relevance (0 at padding) and mask."""
+        data = {"s": s, "rel": rel, "mb": mb}
         data.update(self._extra(xp, inputs, s, mb))
         w = V.as_sample_weight(sample_weight, xp, (s.shape[0],), s)
         return xp, data, w
@@ -160,6 +167,18 @@ def list_kernel_applies(s: Any) -> bool:
     return bool(config.use_kernels) and s.size * s.shape[-1] >= config.kernel_threshold
 
 
+def _one_pass_check(s: Any, rel: Any, mb: Any) -> Any:
+    """The relevance zeroed at padding where :func:`list_kernel_applies` and every check of
+    :meth:`RankingLoss._prepare` passes, from one pass (:mod:`lossgrad.kernels._ranking_inputs`);
+    None where the reference checks must run (they raise on what the pass flagged)."""
+    if not (list_kernel_applies(s) and isinstance(rel, np.ndarray) and isinstance(mb, np.ndarray)):
+        return None
+    from ..kernels._ranking_inputs import check_lists
+
+    relv, flagged = check_lists(s, rel, mb)
+    return None if flagged else relv
+
+
 def per_list(w: Any, a: Any, trailing: int) -> Any:
     """a (n_lists, ...) times the list weights w (n_lists,), broadcast over ``trailing`` axes."""
     if w is None:
@@ -204,7 +223,7 @@ def same_shape(xp: Any, x: Any, like: Any, name: str, dtype: Any) -> Any:
     if dtype is not None:
         if not (xp.isdtype(arr.dtype, "real floating") or xp.isdtype(arr.dtype, "integral") or xp.isdtype(arr.dtype, "bool")):
             raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-        arr = xp.astype(arr, dtype)
+        arr = xp.astype(arr, dtype, copy=False)
     return arr
 
 
