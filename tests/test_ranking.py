@@ -137,6 +137,25 @@ def test_padding_equals_truncation():
     assert v_pad == pytest.approx(v_cut, rel=1e-12)
 
 
+def test_xendcg_default_draw_is_kept_per_seed_shape_and_dtype():
+    """Calls without ``gamma`` use draw_gamma(shape) of the seed: the last draw is kept
+    (read-only) and reused only for the same seed, shape and dtype."""
+    from lossgrad.losses import ranking as R
+
+    s, r, m = _inputs(5)
+    for seed in (0, 3, 0):
+        x = XENDCG(seed=seed)
+        for scores in (s, s.astype(np.float32), s[:3], s):
+            got = x.value_grad(scores=scores, relevance=r[: len(scores)], mask=m[: len(scores)])
+            gamma = x.draw_gamma(scores.shape).astype(scores.dtype)
+            want = x.value_grad(scores=scores, relevance=r[: len(scores)], mask=m[: len(scores)], gamma=gamma)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1]["scores"], want[1]["scores"])
+            (key, kept), = R._GAMMA_CACHE.items()
+            assert key == (seed, scores.shape, scores.dtype.str) and not kept.flags.writeable
+    assert XENDCG().draw_gamma((2, 3)).flags.writeable  # the public draw stays a fresh array
+
+
 # ---------------------------------------------------------------- PyTorch autograd references
 
 
