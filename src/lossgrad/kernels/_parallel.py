@@ -20,8 +20,9 @@ alone) with GNU OpenMP's default spin count, 6.3 ms with ``GOMP_SPINCOUNT=10000`
 each launch a wake-up: ten back-to-back value_grad calls of huber at 2^15 elements took
 52 us a call passive, 24 us at the default and 18 us at 10000.  So :func:`layer_threads`
 sets ``GOMP_SPINCOUNT`` to :data:`GOMP_SPINCOUNT` before it starts the layer, unless the
-environment already sets it (a process whose layer started before lossgrad's first
-kernel keeps its own setting; other OpenMP runtimes loaded later read it too).
+environment already sets it.  The runtime reads it once, when it loads: a process in which
+another library loaded the same runtime first (XGBoost links the system's libgomp, as
+the layer does) keeps the setting it had; other OpenMP runtimes loaded later read it too.
 """
 
 from __future__ import annotations
