@@ -10,6 +10,7 @@ from ranking_kernel_checks import (
     fused_and_reference,
     padded,
     random_lists,
+    rtol_of,
     weighted_kernel_outputs,
 )
 
@@ -108,6 +109,106 @@ def test_small_inputs_other_arrays_and_the_switch_use_the_reference(monkeypatch)
     with lossgrad.config_context(kernel_threshold=0):
         ApproxNDCG().value(scores=s[:4, :3], relevance=r[:4, :3], mask=m[:4, :3])
     assert calls == ["approx_ndcg_lists"] * 2 + ["approx_ndcg_blocks"] * 2 + ["approx_ndcg_lists"]
+
+
+# ------------------------------------------------- short lists: the lists in the lanes
+# One thread, so that a call is one block: 100 lists = a full group of 64 and a partial
+# one of 36 (>= half a group: lanes too, 28 of them empty); 90 = a group and 26 lists
+# through the loop per list.
+
+
+def _short_lists(seed, n, width, dtype=np.float64):
+    """:func:`_lists` with padding anywhere, the first items included (each list keeps two
+    real items: RankingLoss asks for them), and for width >= 3 an item that is padding in
+    every list."""
+    scores, rel, mask = random_lists(seed, n, width)
+    rng = np.random.default_rng(seed + 1)
+    mask = rng.random((n, width)) > 0.3
+    cols = np.array([c for c in range(width) if c != 1 or width == 2])
+    if width >= 3:
+        mask[:, 1] = False
+    for i in range(n):
+        mask[i, rng.choice(cols, 2, replace=False)] = True
+    rel[0, :] = 0.0  # no relevant item
+    mask[2, :] = False
+    mask[2, cols[-2:]] = True  # two real items, the last ones
+    mask[3, cols] = True  # no padding but the common one
+    scores[4, :] = np.round(scores[4, :])  # ties
+    return padded(scores, rel, mask, dtype)
+
+
+def _one_block():
+    return lossgrad.config_context(kernel_threads=1, kernel_threshold=0)
+
+
+@pytest.mark.parametrize("width", [2, 3, 7, 8, 9, 15, 16, 17, 24, 33])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [100, 90])
+def test_lanes_equal_reference(width, dtype, n):
+    for loss in LOSSES:
+        s, r, m = _short_lists(width + n, n, width, dtype)
+        with _one_block():
+            fused, reference = fused_and_reference(loss, scores=s, relevance=r, mask=m)
+        assert all(a.dtype == dtype for a in fused)
+        assert_close(fused, reference, rtol_of(dtype))
+        value, grad, _, diag, _ = fused
+        assert value[0] == 0.0 and np.all(grad[0] == 0.0) and np.all(diag[0] == 0.0)
+        assert np.all(grad[~m] == 0.0) and np.all(diag[~m] == 0.0)
+
+
+@pytest.mark.parametrize("width", [5, 24, 128])
+def test_lanes_equal_the_loop_per_list(width):
+    """The lists through the lanes == each list alone (a block of one list: the loop per
+    list), every output, value alone included; and the widest lists of the lanes."""
+    s, r, m = _short_lists(width, 100 if width < 128 else 40, width)
+    with _one_block():
+        lanes = approx_ndcg_lists(s, r, m, 0.3, True, True)
+        value_alone = approx_ndcg_lists(s, r, m, 0.3, False, False)[0]
+        alone = [approx_ndcg_lists(s[i:i + 1], r[i:i + 1], m[i:i + 1], 0.3, True, True) for i in range(s.shape[0])]
+    np.testing.assert_array_equal(value_alone, lanes[0])
+    for got, want in zip(lanes, (np.concatenate(parts) for parts in zip(*alone))):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("temperature", [0.1, 1.0])
+def test_lanes_never_read_padding(temperature):
+    s, r, m = _short_lists(9, 100, 24)
+    outputs = []
+    with _one_block():
+        for fill, relfill in ((np.nan, -1.0), (1e300, 7.0), (-np.inf, np.nan), (0.0, 0.0)):
+            scores, rel = np.where(m, s, fill), np.where(m, r, relfill)
+            outputs.append(approx_ndcg_lists(scores, rel, m, temperature, True, True))
+    for out in outputs[1:]:
+        for a, b in zip(out, outputs[0]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_lanes_at_extreme_scores():
+    s, r, m = _short_lists(3, 100, 16)
+    for loss in LOSSES:
+        for scale in (30.0, 1e3, 1e150):
+            with _one_block():
+                fused, reference = fused_and_reference(loss, scores=s * scale, relevance=r, mask=m)
+            assert_close(fused, reference, 1e-13)
+
+
+def test_normalised_gains():
+    """(2^rel - 1) / ideal DCG at the real items, NaN at padding (its grades never read)."""
+    from lossgrad.kernels._ranking_approx import _normalised_gains
+
+    rng = np.random.default_rng(4)
+    for width in (1, 5, 40):
+        for dtype in (np.float64, np.float32):
+            rel = rng.integers(0, 5, (30, width)).astype(dtype) + (rng.random((30, width)) < 0.2) * 0.5
+            mask = rng.random((30, width)) > 0.25
+            rel[0] = 0.0
+            gain = np.where(mask, 2.0 ** rel.astype(np.float64) - 1.0, 0.0)
+            ideal = -np.sort(-gain, axis=-1) / np.log2(np.arange(2.0, width + 2.0))
+            z = ideal.sum(axis=-1, keepdims=True)
+            want = np.where(mask, gain / np.where(z > 0.0, z, np.inf), np.nan)
+            got = _normalised_gains(np.where(mask, rel, np.nan).astype(dtype), mask)
+            np.testing.assert_allclose(got, want, rtol=1e-14, atol=0.0)
+            assert np.all(got[0][mask[0]] == 0.0)
 
 
 # ----------------------------------------------------------------- Hessian blocks
