@@ -189,22 +189,12 @@ class LambdaLoss(RankingLoss):
         return self._grad(xp, *pairs), self._second(xp, data, "diag", None, pairs)
 
     def _list_kernel(self, xp, data, want_grad, want_diag):
-        """:mod:`lossgrad.kernels._ranking_lambda`.  The per-item ranks, gains G/maxDCG and
-        discounts come from this class's helpers, in float64 (the ranks of float32 scores are
-        the same: widening keeps their order)."""
+        """:mod:`lossgrad.kernels._ranking_lambda`, which forms each list's ranks, gains
+        G/maxDCG and discounts itself, as :meth:`_ranks`, :meth:`_gains` and :meth:`_discount`
+        define them (ties ranked by index), in float64."""
         from ..kernels._ranking_lambda import lambdaloss_lists
 
-        s = data["s"]
-        rel, mb = xp.astype(data["rel"], xp.float64), data["mb"]
-        gains = discounts = xp.zeros(s.shape, dtype=xp.float64)
-        if self.scheme == "ranknet" and self.k is None:  # no weight depends on the ranks: any order will do
-            ranks = xp.cumulative_sum(xp.astype(mb, xp.float64), axis=-1)
-        else:
-            ranks = self._ranks(xp, xp.astype(s, xp.float64), mb)
-        if self.scheme != "ranknet":
-            gain, zinv = self._gains(xp, rel, mb)
-            gains, discounts = gain * zinv, self._discount(xp, ranks)
-        return lambdaloss_lists(s, rel, mb, ranks, gains, discounts, self.scheme, self.mu, self.k, self.sigma,
+        return lambdaloss_lists(data["s"], data["rel"], data["mb"], self.scheme, self.mu, self.k, self.sigma,
                                 want_grad, want_diag)
 
     def _pairs(self, xp, data):
