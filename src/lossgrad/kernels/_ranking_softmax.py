@@ -29,24 +29,25 @@ exp is the vectorisable one of :mod:`._fastmath`, and the sums are reassociated
 (``fastmath="reassoc"``): a few ulps from the reference.  The grades and gamma travel
 in one (n_lists, 1 or 2, L) array (``launch`` slices only the scores and the target by
 list).  Lists run in blocks through :func:`._row_margin.launch`.  Inputs arrive
-validated (RankingLoss checks them), so the kernel counts nothing.
+validated (RankingLoss checks them in one pass, :mod:`._ranking_inputs`), so the kernel counts nothing.
 
-Measured (2-core AMD EPYC VM, 2 threads, median of 7, ms; benchmarks/bench_ranking.py's
-inputs; whole calls, input checks included; PyTorch CPU autograd of allRank's listNet):
+Measured (2-core AMD EPYC VM, 2 threads, median of 5, ms; benchmarks/bench_ranking.py's
+inputs; whole calls, input checks included; PyTorch CPU autograd of allRank's listNet;
+session 13, after the input checks became one pass, :mod:`._ranking_inputs`):
 
-    ListNet value+grad       2000 x 120 float64    1.6 (reference 4.9, torch 67)
-                             2000 x 120 float32    1.4 (reference 4.1, torch 38)
-                             20000 x 24 float64    3.4 (reference 12.8, torch 33)
-                             20000 x 24 float32    3.4 (reference 10.6, torch 19)
-    ListNet grad+hess diag   1.3-1.4 (reference 5.5-6.6) at 2000 x 120, 3.5 (15-18) at 20000 x 24
-    XE-NDCG                  0.4-2 ms more than ListNet (the class draws gamma each call).
+    ListNet value+grad       2000 x 120 float64    1.0 (reference 4.5, torch 66)
+                             2000 x 120 float32    0.8 (reference 3.8, torch 40)
+                             20000 x 24 float64    2.1 (reference 11.6, torch 31)
+                             20000 x 24 float32    1.7 (reference 9.9, torch 8-20)
+    ListNet grad+hess diag   0.6-0.9 (reference 5.3-6.3) at 2000 x 120, 2.2-2.3 (14-17) at 20000 x 24
 
-Of a call the kernel itself takes 0.24 ms (2000 x 120) and 0.75 ms (20000 x 24); the rest
-is the input checks of RankingLoss and the NaN-marked copy.  One thread, the kernel
+Of a call the kernel itself takes 0.24 ms (2000 x 120) or 0.75 ms (20000 x 24); the
+checks' pass 0.09 or 0.25 ms, the rest the NaN-marked copy and the outputs.  XE-NDCG's
+default gamma draw is kept between calls of one seed and shape.  One thread, the kernel
 against the same loops with ``math.exp`` and branches (scalar): 0.46 against 2.9 ms at
 2000 x 120, 2.0 against 6.3 ms at 20000 x 24.  A float32 variant computing in float32
 (16 lanes) took 0.29 and 1.4 ms there, at 2-4e-7 of the largest entry from the float64
-computation: at most 0.25 ms of a 1.4-3.4 ms call, so float32 stays promoted.
+computation: at most 0.25 ms of a 0.8-2.1 ms call, so float32 stays promoted.
 """
 
 from __future__ import annotations
