@@ -29,7 +29,8 @@ exp is the vectorisable one of :mod:`._fastmath`, and the sums are reassociated
 (``fastmath="reassoc"``): a few ulps from the reference.  The grades and gamma travel
 in one (n_lists, 1 or 2, L) array (``launch`` slices only the scores and the target by
 list).  Lists run in blocks through :func:`._row_margin.launch`.  Inputs arrive
-validated (RankingLoss checks them in one pass, :mod:`._ranking_inputs`), so the kernel counts nothing.
+validated (RankingLoss checks them in one pass, :mod:`._ranking_inputs`), so the
+kernel counts nothing.
 
 Measured (2-core AMD EPYC VM, 2 threads, median of 5, ms; benchmarks/bench_ranking.py's
 inputs; whole calls, input checks included; PyTorch CPU autograd of allRank's listNet;
