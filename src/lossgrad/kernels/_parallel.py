@@ -41,16 +41,16 @@ from numba import njit
 
 from .._config import get_config
 
-__all__ = ["BUILD_LOCK", "GOMP_SPINCOUNT", "bound", "source_stamp", "part_bounds", "sum_parts", "parallel_copy", "layer_threads",
-           "split_plan", "n_threads", "run_in_parts"]
+__all__ = ["BUILD_LOCK", "GOMP_SPINCOUNT", "bound", "source_stamp", "part_bounds", "sum_parts", "parallel_copy",
+           "layer_threads", "split_plan", "n_threads", "run_in_parts"]
 
 _SPLIT_MIN = 1 << 14  # from here, one part per thread of Numba's threading layer
 _THREAD_SPLIT_MIN = 1 << 17  # from here, one part per Python thread where that layer is not safe
 BUILD_LOCK = threading.Lock()  # held while a kernel or a parallel copy is compiled, and while the layer starts
 # How long (busy-wait iterations) an idle thread of the omp layer spins before it sleeps,
-# unless the environment sets GOMP_SPINCOUNT: GNU OpenMP's default (300000, about a
-# millisecond) keeps a spinning thread on a core while NumPy's BLAS runs next, and on two
-# cores each side then waits on the other (see the module's docstring).
+# unless the environment sets GOMP_SPINCOUNT: GNU OpenMP's default (300000 where
+# OMP_WAIT_POLICY is unset) keeps a spinning thread on a core while NumPy's BLAS runs next,
+# and on two cores each side then waits on the other (see the module's docstring).
 GOMP_SPINCOUNT = 10_000
 
 
