@@ -9,7 +9,7 @@ Each submodule imports its engine on first use only:
 * :mod:`lossgrad.integrations.triton`: ``cross_entropy`` of CUDA tensors in one fused Triton
   kernel (``torch.function`` routes to it);
 * :mod:`lossgrad.integrations.jax`: ``function`` (``jax.custom_jvp`` from the closed forms;
-  batch losses through ``jax.custom_vjp``, first order).
+  batch losses through host callbacks, exact first and second derivatives in every mode).
 
 ``fit_intercept_only`` (the optimal constant score) and :class:`Hessian` (the Hessian
 options of boosting) are shared.  ``docs/engines.md`` tabulates the conventions.

@@ -20,10 +20,13 @@ Input checks: on concrete arrays the inputs are validated once (lossgrad's messa
 under tracing (``jit``, ``vmap``, ``grad``) values are unknown and the formulas run with
 ``lossgrad.config_context(assume_valid=True)``: validate your data before tracing.
 Enable float64 with ``jax.config.update("jax_enable_x64", True)`` for 1e-12 work.
-Batch losses (named inputs) get their exact derivatives through ``jax.custom_vjp`` and
-``jax.pure_callback`` (NumPy on the host; see :mod:`._jax_batch`): first order, and
-second order in reverse-over-reverse mode (``jax.jacrev(jax.grad(f))``) from the loss's
-``hvp``; ``jax.hessian`` (forward over reverse) is not available for them.
+Batch losses (named inputs) get their exact derivatives through ``jax.custom_jvp`` and
+``jax.pure_callback`` (NumPy on the host; see :mod:`._jax_batch`): the value's tangent is
+``<grad, dx>`` and the gradient's is the loss's ``hvp`` (a linear, self-transposed
+primitive), so ``jax.grad``, ``jax.jvp``, ``jacfwd``/``jacrev``, ``jax.hessian``,
+``jax.jacrev(jax.grad(f))`` and ``jax.jacfwd(jax.jacfwd(f))`` give the exact first and
+second derivatives, under ``jit`` and ``vmap`` too (reduction "mean"/"sum"; no third
+derivative).
 """
 
 from __future__ import annotations
