@@ -152,20 +152,23 @@ def batch_function(loss: Any) -> Any:
                 out = loss(sample_weight=ww, reduction=red.value, **inp)
             return np.asarray(out, dtype=dtype)
 
+        def denominator(shape: tuple[int, ...], ww: np.ndarray | None) -> float:
+            """What the output divides sum(w * value) by, for values of ``shape``: the sum of
+            the weights (or the number of items) for "mean", else 1."""
+            if red is not Reduction.MEAN:
+                return 1.0
+            return float(np.sum(np.broadcast_to(ww, shape))) if ww is not None else float(np.prod(shape))
+
         def item_weights(shape: tuple[int, ...], ww: np.ndarray | None) -> np.ndarray:
-            """d(output)/d(value_l) for values of ``shape``: the weights, over the mean's
-            denominator for "mean"."""
-            base = np.ones(shape) if ww is None else np.broadcast_to(ww, shape)
-            if red is Reduction.MEAN:
-                base = base / (float(np.sum(base)) if ww is not None else float(np.prod(shape)))
-            return base
+            """d(output)/d(value_l) for values of ``shape``: the weights over :func:`denominator`."""
+            return (np.ones(shape) if ww is None else np.broadcast_to(ww, shape)) / denominator(shape, ww)
 
         def host_grad(*arrs: Any) -> tuple[np.ndarray, ...]:
             inp, ww = host_inputs(arrs)
-            with config_context(assume_valid=True):
-                shape = np.shape(loss.value(**inp))
-                grads = loss.grad(sample_weight=item_weights(shape, ww), **inp)
-            return tuple(np.asarray(grads[n], dtype=inp[n].dtype) for n in names)
+            with config_context(assume_valid=True):  # one evaluation gives the values' shape and the gradient
+                value, grads = loss.value_grad(sample_weight=ww, **inp)
+            scale = 1.0 / denominator(np.shape(value), ww)
+            return tuple(np.asarray(grads[n] * scale, dtype=inp[n].dtype) for n in names)
 
         def host_hvp(*arrs_dirs: Any) -> tuple[np.ndarray, ...]:
             inp, ww = host_inputs(arrs_dirs[:len(keys) + 1])
