@@ -15,6 +15,8 @@ A custom objective starts from score 0 (no boost_from_average): the built-in run
 
 from __future__ import annotations
 
+import inspect
+
 import lightgbm as lgb
 import numpy as np
 import pytest
@@ -92,7 +94,10 @@ def test_sklearn_api_and_metric(data):
           "deterministic": True, "n_jobs": 1, "force_row_wise": True}
     builtin = lgb.LGBMRegressor(objective="fair", fair_c=1.0, boost_from_average=False, **kw).fit(X, y, sample_weight=w)
     ours = lgb.LGBMRegressor(objective=lgl.objective(loss), **kw)
-    ours.fit(X, y, sample_weight=w, eval_X=(X,), eval_y=(y,), eval_sample_weight=[w], eval_metric=lgl.metric(loss))
+    # LightGBM 4.7 added eval_X/eval_y and deprecated eval_set; earlier 4.x have only eval_set
+    evals = {"eval_X": (X,), "eval_y": (y,)} if "eval_X" in inspect.signature(lgb.LGBMRegressor.fit).parameters \
+        else {"eval_set": [(X, y)]}
+    ours.fit(X, y, sample_weight=w, eval_sample_weight=[w], eval_metric=lgl.metric(loss), **evals)
     np.testing.assert_array_equal(ours.predict(X), builtin.predict(X))
     recorded = ours.evals_result_["training"]["lossgrad-fair"]
     # LightGBM's training scores accumulate leaf outputs in its own order: equal to 1e-7

@@ -3,10 +3,12 @@
 Compared with NumPy's libm results over wide ranges: exp on [-745, 709.7] (subnormal
 results included: there the error is at most half an ulp of the smallest subnormal
 spacing), log1p on [0, 1], expm1 on [-1, 1], log over every positive normal float.  Bound: 2 ulps.
+Where NumPy's expm1 and ours are more than 2 ulps apart, mpmath's exact value decides.
 """
 
 from __future__ import annotations
 
+import mpmath
 import numpy as np
 from numba import njit
 
@@ -68,7 +70,13 @@ def test_expm1_small_within_two_ulps():
     x = np.concatenate([rng.uniform(-1, 1, 300_000), np.sign(rng.normal(size=100_000)) * 10.0 ** rng.uniform(-300, 0, 100_000)])
     got, ref = _run(2, x), np.expm1(x)
     ok = ref != 0
-    assert np.max(_ulps(got[ok], ref[ok])) <= 2.0
+    x, got, ref = x[ok], got[ok], ref[ok]
+    # NumPy's own expm1 is not always within an ulp (NumPy 1.26's SIMD expm1 is 2 ulps off near
+    # x = 0.027): where it and ours are more than 2 ulps apart, the exact value is the reference
+    far = np.flatnonzero(_ulps(got, ref) > 2.0)
+    with mpmath.workdps(40):
+        ref[far] = [float(mpmath.expm1(mpmath.mpf(float(v)))) for v in x[far]]
+    assert np.max(_ulps(got, ref)) <= 2.0
 
 
 def _run32(which, x):

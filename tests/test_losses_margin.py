@@ -12,6 +12,16 @@ import lossgrad
 from lossgrad import Side
 from lossgrad._registry import catalog
 
+
+def _enable_x64(jax):
+    """``jax.enable_x64(True)``; before jax had it, ``jax.experimental.enable_x64()``."""
+    if hasattr(jax, "enable_x64"):
+        return jax.enable_x64(True)
+    from jax.experimental import enable_x64
+
+    return enable_x64()
+
+
 E2 = math.exp(2.0)
 MARGIN = [e.name for e in catalog(family="margin")]
 DIFFERENTIABLE = [n for n in MARGIN if n != "zero_one"]
@@ -278,7 +288,7 @@ def test_optax_hinge():
     rng = np.random.default_rng(5)
     f = rng.uniform(-3, 3, 100)
     y = rng.choice([-1.0, 1.0], 100)
-    with jax.enable_x64(True):
+    with _enable_x64(jax):
         theirs = np.asarray(optax.hinge_loss(jax.numpy.asarray(f), jax.numpy.asarray(y)))
     np.testing.assert_allclose(lossgrad.Hinge().value(y, f), theirs, rtol=1e-15)
 

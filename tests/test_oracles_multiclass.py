@@ -23,6 +23,16 @@ import torch.nn.functional as F
 
 import lossgrad
 
+
+def _enable_x64(jax):
+    """``jax.enable_x64(True)``; before jax had it, ``jax.experimental.enable_x64()``."""
+    if hasattr(jax, "enable_x64"):
+        return jax.enable_x64(True)
+    from jax.experimental import enable_x64
+
+    return enable_x64()
+
+
 K = 5
 N = 7
 RNG = np.random.default_rng(20240601)
@@ -117,7 +127,7 @@ def test_cross_entropy_from_probabilities_matches_torch(smoothing):
 
 
 def test_cross_entropy_matches_optax():
-    with jax.enable_x64(True):
+    with _enable_x64(jax):
         onehot = jnp.asarray(np.eye(K)[LABELS])
         fun = lambda f: optax.softmax_cross_entropy(f, onehot).sum()  # noqa: E731
         f = jnp.asarray(LOGITS)
@@ -155,7 +165,7 @@ def test_focal_two_classes_matches_optax_sigmoid_focal(gamma, a):
     y = (np.arange(17) % 2).astype(float)
     f = np.stack([np.zeros_like(z), z], axis=1)
     loss = lossgrad.Focal(gamma=gamma, alpha=(1 - a, a))
-    with jax.enable_x64(True):
+    with _enable_x64(jax):
         ref = optax.sigmoid_focal_loss(jnp.asarray(z), jnp.asarray(y), alpha=a, gamma=gamma)
         dref = jax.grad(lambda zz: optax.sigmoid_focal_loss(zz, jnp.asarray(y), alpha=a, gamma=gamma).sum())(jnp.asarray(z))
     np.testing.assert_allclose(loss.value(y, f), ref, rtol=1e-10, atol=1e-300)
@@ -186,7 +196,7 @@ def test_poly1_matches_optax(eps, target):
     y = LABELS if target == "labels" else PROBS
     q = np.eye(K)[LABELS] if target == "labels" else PROBS
     loss = lossgrad.Poly1(epsilon=eps)
-    with jax.enable_x64(True):
+    with _enable_x64(jax):
         fun = lambda f: optax.losses.poly_loss_cross_entropy(f, jnp.asarray(q), epsilon=eps)  # noqa: E731
         ref = fun(jnp.asarray(LOGITS))
         g = jax.grad(lambda f: fun(f).sum())(jnp.asarray(LOGITS))
@@ -216,7 +226,7 @@ def test_kl_divergence_matches_torch_kldivloss(log_target):
     g, H = _torch_grad_hess(fun, LOGITS)
     np.testing.assert_allclose(loss.grad(target, LOGITS), g, rtol=1e-11, atol=1e-15)
     np.testing.assert_allclose(loss.hess(target, LOGITS), H, rtol=1e-10, atol=1e-15)
-    with jax.enable_x64(True):
+    with _enable_x64(jax):
         ox = optax.losses.kl_divergence(jax.nn.log_softmax(jnp.asarray(LOGITS)), jnp.asarray(PROBS))
     np.testing.assert_allclose(lossgrad.KLDivergence().value(PROBS, LOGITS), ox, rtol=1e-11)
 
@@ -254,7 +264,7 @@ def test_weston_watkins_is_K_times_torch_multi_margin(margin):
 def test_crammer_singer_matches_optax_multiclass_hinge():
     loss = lossgrad.MulticlassHinge(kind="crammer_singer")
     f = LOGITS * 0.3
-    with jax.enable_x64(True):
+    with _enable_x64(jax):
         fun = lambda s: optax.losses.multiclass_hinge_loss(s, jnp.asarray(LABELS))  # noqa: E731
         ref = fun(jnp.asarray(f))
         g = jax.grad(lambda s: fun(s).sum())(jnp.asarray(f))
@@ -286,7 +296,7 @@ def test_categorical_hinge_matches_keras_formula():
 def test_sparsemax_loss_and_sparsemax_match_optax():
     loss = lossgrad.SparsemaxLoss()
     f = LOGITS * 0.4
-    with jax.enable_x64(True):
+    with _enable_x64(jax):
         fun = lambda s: optax.losses.multiclass_sparsemax_loss(s, jnp.asarray(LABELS))  # noqa: E731
         ref = fun(jnp.asarray(f))
         g = jax.grad(lambda s: fun(s).sum())(jnp.asarray(f))

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import lossgrad
+from lossgrad import _xp
 from lossgrad.verification.row import verify_row
 
 
@@ -64,7 +65,7 @@ def test_shapes_weights_and_reductions(loss):
     np.testing.assert_allclose(loss.hess(y, f, sample_weight=w), w[:, None, None] * H, rtol=1e-14)
     assert np.isclose(loss(y, f, reduction="sum"), v.sum())
     np.testing.assert_allclose(loss(y, f, reduction="none"), v)
-    rw = loss._row_weight(np, loss._prepare(y, f, None)[1], f)
+    rw = loss._row_weight(_xp.namespace(f), loss._prepare(y, f, None)[1], f)
     denom = n if rw is None else rw.sum()
     assert np.isclose(loss(y, f), v.sum() / denom)
 

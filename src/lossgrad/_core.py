@@ -82,10 +82,21 @@ def _reduce(xp: Any, values: Array, weight_total: Array | None, reduction: Any, 
     if reduction is Reduction.SUM:
         return total
     if weight_total is None:
-        return total / (count if count is not None else math.prod(values.shape))
+        return _keep_dtype(total, total / (count if count is not None else math.prod(values.shape)))
     if not bool(weight_total > 0):
         raise ValueError("sample_weight sums to zero: the weighted mean is undefined (use reduction='sum')")
     return total / weight_total
+
+
+def _keep_dtype(operand: Any, result: Any) -> Any:
+    """``result`` (of a float32 NumPy scalar and a Python number) in the dtype of ``operand``:
+    NumPy < 2 promotes ``np.float32(x) / 3`` and ``2.5 * np.float32(x)`` to float64 (value-based
+    casting); NumPy >= 2 (NEP 50) and the other namespaces keep float32.  Where the Python
+    number is a float32 value (a count below 2**24, k = 2.5) the rounded float64 result is
+    exactly NumPy 2's float32 one."""
+    if isinstance(result, np.generic) and isinstance(operand, np.generic) and result.dtype != operand.dtype:
+        return result.astype(operand.dtype)
+    return result
 
 
 class Loss:
@@ -494,4 +505,5 @@ class Scaled(Loss):
         raise AttributeError(attr)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.k * self.loss(*args, **kwargs)
+        out = self.loss(*args, **kwargs)
+        return _keep_dtype(out, self.k * out)

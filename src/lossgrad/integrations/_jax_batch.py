@@ -25,6 +25,7 @@ shape depends on the loss); use "mean" or "sum" inside ``jit``.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import jax
@@ -42,6 +43,19 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["batch_function"]
 
+# Under vmap the host callbacks loop over the batch ("sequential"): jax >= 0.4.34 spells it
+# vmap_method="sequential"; before, vectorized=False (the default) meant the same, and an
+# unknown keyword would be handed on to the callback.
+_SEQUENTIAL: dict[str, Any] = (
+    {"vmap_method": "sequential"} if "vmap_method" in inspect.signature(jax.pure_callback).parameters
+    else {"vectorized": False}
+)
+
+
+def _callback(host: Any, specs: Any, *args: Any) -> Any:
+    """``jax.pure_callback(host, specs, *args)``, looped sequentially under vmap."""
+    return jax.pure_callback(host, specs, *args, **_SEQUENTIAL)
+
 
 # --- the Hessian-vector product as a linear, self-transposed primitive ------------------
 # hvp_p.bind(*arrs, *dirs, host=..., n_arrs=..., batch=k): H(arrs) dirs computed on the host
@@ -56,7 +70,7 @@ _hvp_p.multiple_results = True
 def _hvp_eval(*args: Any, host: Any, n_arrs: int, batch: int) -> Any:
     def one(*a: Any) -> Any:
         specs = tuple(jax.ShapeDtypeStruct(jnp.shape(d), jnp.result_type(d)) for d in a[n_arrs:])
-        return jax.pure_callback(host, specs, *a, vmap_method="sequential")
+        return _callback(host, specs, *a)
 
     for _ in range(batch):
         one = jax.vmap(one)
@@ -185,7 +199,7 @@ def batch_function(loss: Any) -> Any:
         @jax.custom_jvp
         def grad_of(*arrs: Any) -> Any:
             """The gradient of the (scalar) output w.r.t. the differentiable inputs (a tuple over names)."""
-            return jax.pure_callback(host_grad, specs_of(arrs), *arrs, vmap_method="sequential")
+            return _callback(host_grad, specs_of(arrs), *arrs)
 
         def grad_jvp(arrs: Any, darrs: Any) -> Any:
             out = grad_of(*arrs)
@@ -203,7 +217,7 @@ def batch_function(loss: Any) -> Any:
 
         @jax.custom_jvp
         def run(*arrs: Any) -> Any:
-            return jax.pure_callback(host_value, jax.ShapeDtypeStruct(shape, dtype), *arrs, vmap_method="sequential")
+            return _callback(host_value, jax.ShapeDtypeStruct(shape, dtype), *arrs)
 
         def run_jvp(primals: Any, tangents: Any) -> Any:
             out = run(*primals)
