@@ -101,6 +101,25 @@ def test_hessian_choices():
         lgx.objective("ranknet", hessian="expected")
 
 
+@pytest.mark.parametrize("name", ["approx_ndcg", "listnet", "ranknet", "lambdaloss"])
+def test_upper_bound_is_the_absolute_row_sums_of_the_blocks(name, monkeypatch):
+    """hessian="upper_bound" takes grad_hess_bound (no (n, L, L) blocks), equal to the row
+    sums of |hess| that a loss without it falls back on; weights per group."""
+    sizes = np.array([3, 1, 5, 2, 7, 4, 29, 12] * 12)  # 96 groups: ApproxNDCG's lanes and loop per list
+    y, f = _flat(5, sizes)
+    w = np.linspace(0.5, 2.0, sizes.size)
+    obj = lgx.objective(name, hessian="upper_bound")
+    g, h = obj.grad_hess(y, f, w, sizes)
+    from lossgrad.losses._ranking_base import RankingLoss
+
+    monkeypatch.delattr(RankingLoss, "grad_hess_bound")  # as a loss without it: grad, then the blocks' row sums
+    assert not hasattr(obj.loss, "grad_hess_bound")
+    g0, h0 = obj.grad_hess(y, f, w, sizes)
+    np.testing.assert_allclose(g, g0, rtol=1e-13, atol=1e-15 * np.abs(g0).max())
+    np.testing.assert_allclose(h, h0, rtol=1e-13, atol=1e-15 * np.abs(h0).max())
+    assert h.min() >= 0.0 and np.all(h[np.repeat(sizes < 2, sizes)] == 0.0)
+
+
 def test_xendcg_draws_a_fresh_gamma_every_round_from_its_seed():
     y, f = _flat(3)
     obj = lgl.objective(XENDCG(seed=4))

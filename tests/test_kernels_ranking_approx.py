@@ -190,11 +190,12 @@ def test_lanes_at_extreme_scores():
 
 
 def test_normalised_gains():
-    """(2^rel - 1) / ideal DCG at the real items, NaN at padding (its grades never read)."""
-    from lossgrad.kernels._ranking_approx import _normalised_gains
+    """(2^rel - 1) / ideal DCG at the real items, NaN at padding (its grades never read);
+    ties of gains, padding anywhere, lists of one width and of many."""
+    from lossgrad.kernels._ranking_approx import normalised_gains
 
     rng = np.random.default_rng(4)
-    for width in (1, 5, 40):
+    for width in (1, 2, 5, 40, 150):
         for dtype in (np.float64, np.float32):
             rel = rng.integers(0, 5, (30, width)).astype(dtype) + (rng.random((30, width)) < 0.2) * 0.5
             mask = rng.random((30, width)) > 0.25
@@ -203,7 +204,7 @@ def test_normalised_gains():
             ideal = -np.sort(-gain, axis=-1) / np.log2(np.arange(2.0, width + 2.0))
             z = ideal.sum(axis=-1, keepdims=True)
             want = np.where(mask, gain / np.where(z > 0.0, z, np.inf), np.nan)
-            got = _normalised_gains(np.where(mask, rel, np.nan).astype(dtype), mask)
+            got = normalised_gains(np.where(mask, rel, np.nan).astype(dtype))
             np.testing.assert_allclose(got, want, rtol=1e-14, atol=0.0)
             assert np.all(got[0][mask[0]] == 0.0)
 
@@ -268,3 +269,82 @@ def test_blocks_never_read_padding(temperature):
               for fill, relfill in ((np.nan, -1.0), (1e300, 7.0), (-np.inf, np.nan), (0.0, 0.0))]
     for other in blocks[1:]:
         np.testing.assert_array_equal(other, blocks[0])
+
+
+# ------------------------------------------- gradient and absolute row sums of the blocks
+
+
+def _bound_reference(loss, s, r, m):
+    with lossgrad.config_context(use_kernels=False):
+        g = loss.grad(scores=s, relevance=r, mask=m)["scores"]
+        return [np.asarray(g), np.sum(np.abs(np.asarray(loss.hess(scores=s, relevance=r, mask=m)["scores"])), axis=-1)]
+
+
+@pytest.mark.parametrize("width", [2, 3, 9, 24, 40, 41, 64])  # the lanes up to 40 items, the loop per list beyond
+@pytest.mark.parametrize("n", [100, 90])  # a full group and a partial one of 36 / the loop per list for 26
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_grad_bound_equals_the_blocks_row_sums(width, n, dtype):
+    from lossgrad.kernels._ranking_approx import approx_ndcg_grad_bound
+
+    s, r, m = _short_lists(width + 7 * n, n, width, dtype)
+    for loss in LOSSES:
+        with _one_block():
+            got = approx_ndcg_grad_bound(s, r, m, loss.temperature)
+            blocks = approx_ndcg_blocks(s, r, m, loss.temperature)
+        assert all(a.dtype == dtype for a in got)
+        assert_close(got, _bound_reference(loss, s, r, m), rtol_of(dtype))
+        np.testing.assert_allclose(got[1], np.sum(np.abs(blocks.astype(np.float64)), axis=-1),
+                                   rtol=rtol_of(dtype), atol=rtol_of(dtype) * np.abs(got[1]).max())
+        assert np.all(got[0][0] == 0.0) and np.all(got[1][0] == 0.0)  # no relevant item
+        assert np.all(got[0][~m] == 0.0) and np.all(got[1][~m] == 0.0)
+
+
+@pytest.mark.parametrize("width", [7, 29, 40])
+def test_grad_bound_lanes_equal_the_loop_per_list(width):
+    """The lists through the lanes == each list alone (the loop per list), and split over threads."""
+    from lossgrad.kernels._ranking_approx import approx_ndcg_grad_bound
+
+    s, r, m = _short_lists(width + 1, 100, width)
+    with _one_block():
+        lanes = approx_ndcg_grad_bound(s, r, m, 0.3)
+        alone = [approx_ndcg_grad_bound(s[i:i + 1], r[i:i + 1], m[i:i + 1], 0.3) for i in range(s.shape[0])]
+    with lossgrad.config_context(kernel_threads=2):
+        parts = approx_ndcg_grad_bound(s, r, m, 0.3)
+    for got, want, split in zip(lanes, (np.concatenate(a) for a in zip(*alone)), parts):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13 * np.abs(want).max())
+        np.testing.assert_allclose(split, want, rtol=1e-13, atol=1e-13 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("width", [24, 60])
+def test_grad_bound_never_reads_padding_and_saturates(width):
+    from lossgrad.kernels._ranking_approx import approx_ndcg_grad_bound
+
+    s, r, m = _short_lists(3, 100, width)
+    outputs = []
+    with _one_block():
+        for fill, relfill in ((np.nan, -1.0), (1e300, 7.0), (-np.inf, np.nan), (0.0, 0.0)):
+            outputs.append(approx_ndcg_grad_bound(np.where(m, s, fill), np.where(m, r, relfill), m, 0.5))
+        for out in outputs[1:]:
+            for a, b in zip(out, outputs[0]):
+                np.testing.assert_array_equal(a, b)
+        for scale in (30.0, 1e3, 1e150):  # sigmoids in their tails, saturated, u far past exp's range
+            got = approx_ndcg_grad_bound(s * scale, r, m, 0.5)
+            assert_close(got, _bound_reference(ApproxNDCG(temperature=0.5), s * scale, r, m), 1e-13)
+
+
+def test_ideal_dcg_of_any_grades():
+    """The ideal DCG of integer and fractional grades, padding anywhere, float64 and float32."""
+    from lossgrad.kernels._ranking_approx import ideal_dcg
+
+    rng = np.random.default_rng(8)
+    n, width = 300, 16
+    rel = rng.integers(0, 5, (n, width)) + (rng.random((n, width)) < 0.3) * rng.random((n, width))
+    mask = rng.random((n, width)) > 0.2
+    rel[0] = 0.0  # no gain: Z = 0
+    for dtype in (np.float64, np.float32):
+        grades = rel.astype(dtype).astype(np.float64)
+        gain = np.where(mask, 2.0 ** grades - 1.0, 0.0)
+        want = (-np.sort(-gain, axis=-1) / np.log2(np.arange(2.0, width + 2.0))).sum(axis=-1)
+        got = ideal_dcg(np.where(mask, rel, np.nan).astype(dtype))
+        np.testing.assert_allclose(got, want, rtol=1e-14)
+        assert got[0] == 0.0

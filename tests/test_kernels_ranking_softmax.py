@@ -112,3 +112,19 @@ def test_small_inputs_other_arrays_and_the_switch_use_the_reference(monkeypatch)
         with lossgrad.config_context(kernel_threshold=0):
             loss.value(scores=s[:1, :3], relevance=r[:1, :3], mask=m[:1, :3])
         assert calls == [1, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_xendcg_gamma_of_any_layout_in_any_split(dtype):
+    """XE-NDCG's gamma rides in launch's per-row slot: a strided or float64 gamma, one block
+    or split over threads, the reference's outputs."""
+    s, r, m = _lists(8, 300, 29, dtype)
+    gamma = np.asfortranarray(np.random.default_rng(3).random(s.shape))  # strided, float64
+    outputs = []
+    for threads in (1, 2):
+        with lossgrad.config_context(kernel_threads=threads):
+            fused, reference = fused_and_reference(XENDCG(), scores=s, relevance=r, mask=m, gamma=gamma)
+        assert_close(fused, reference, rtol_of(dtype))
+        outputs.append(fused)
+    for a, b in zip(*outputs):
+        np.testing.assert_allclose(a, b, rtol=rtol_of(dtype), atol=rtol_of(dtype) * np.abs(b).max())

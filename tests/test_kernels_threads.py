@@ -268,3 +268,67 @@ def test_the_layer_starts_with_a_short_spin_count(preset):
     spin, layer = out.stdout.split()
     assert spin == (preset or str(_parallel.GOMP_SPINCOUNT))
     assert layer in ("omp", "tbb", "workqueue")
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return sorted(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+
+@pytest.fixture
+def two_blas_threads():
+    """BLAS set to two threads for the test (a setting a fit must restore), then put back."""
+    import scipy.linalg  # noqa: F401 - SciPy's OpenBLAS loaded, as in a fit
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(2, user_api="blas"):
+        assert set(_blas_threads()) == {2}
+        yield
+
+
+def test_blas_single_thread_holds_one_thread_and_restores(two_blas_threads):
+    assert not _parallel.blas_held()
+    with _parallel.blas_single_thread() as held:
+        assert held and _parallel.blas_held()
+        assert set(_blas_threads()) == {1}
+    assert not _parallel.blas_held()
+    assert set(_blas_threads()) == {2}
+
+
+def test_blas_single_thread_restores_on_an_exception(two_blas_threads):
+    with pytest.raises(RuntimeError, match="inside"):
+        with _parallel.blas_single_thread():
+            raise RuntimeError("inside")
+    assert set(_blas_threads()) == {2} and not _parallel.blas_held()
+
+
+def test_nested_blocks_restore_what_the_outermost_found(two_blas_threads):
+    with _parallel.blas_single_thread() as outer:
+        with _parallel.blas_single_thread() as inner:
+            assert outer and inner and set(_blas_threads()) == {1}
+        assert set(_blas_threads()) == {1} and _parallel.blas_held()
+    assert set(_blas_threads()) == {2} and not _parallel.blas_held()
+
+
+def test_a_block_in_another_thread_changes_nothing(two_blas_threads):
+    """OpenBLAS ignores a raise of its thread count asked from a thread other than the main
+    one after the main thread lowered it: only the main thread sets and restores."""
+    import threading
+
+    seen = []
+
+    def other():
+        with _parallel.blas_single_thread() as held:
+            seen.append((held, _blas_threads()))
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join(10)
+    assert not seen[0][0] and set(seen[0][1]) == {2}
+    with _parallel.blas_single_thread():  # the main thread holds; a block in another thread leaves it so
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(10)
+        assert set(seen[1][1]) == {1} and not seen[1][0]
+    assert set(_blas_threads()) == {2} and not _parallel.blas_held()

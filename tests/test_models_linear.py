@@ -138,3 +138,127 @@ def test_newton_does_not_stall_on_a_singular_huber_hessian():
     assert model.n_iter_ < 50
     assert model.loss_curve_[-1] < 1e-20
     assert np.all(np.diff(model.loss_curve_) <= 1e-15)
+
+
+# ------------------------------------------------ products with X (lossgrad.models._products)
+from lossgrad.kernels import _parallel  # noqa: E402
+from lossgrad.models import _base, _products  # noqa: E402
+
+
+@pytest.fixture(params=["serial", "layer", "python_threads"])
+def split(request, monkeypatch):
+    """The three ways a product runs: one part, Numba's threading layer, Python threads."""
+    if request.param == "serial":
+        monkeypatch.setattr(_parallel, "_SPLIT_MIN", 1 << 40)
+        monkeypatch.setattr(_parallel, "_THREAD_SPLIT_MIN", 1 << 40)
+    elif request.param == "python_threads":
+        monkeypatch.setattr(_parallel, "layer_threads", lambda: 0)
+        monkeypatch.setattr(_parallel, "_THREAD_SPLIT_MIN", 1 << 10)
+        monkeypatch.setattr(_parallel, "n_threads", lambda: 3)
+    else:
+        monkeypatch.setattr(_parallel, "_SPLIT_MIN", 1 << 10)
+    return request.param
+
+
+@pytest.mark.parametrize("n", [1, 7, 5003])
+def test_products_equal_numpy(n, split):
+    rng = np.random.default_rng(n)
+    Xp = rng.normal(size=(n, 9))
+    w, W, b = rng.normal(size=9), rng.normal(size=(9, 4)), rng.normal(size=4)
+    g, G, h = rng.normal(size=n), rng.normal(size=(n, 4)), rng.uniform(size=n)
+    np.testing.assert_allclose(_products.matmul(Xp, w, 0.5), Xp @ w + 0.5, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(_products.matmul(Xp, W, b), Xp @ W + b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(_products.rmatmul(Xp, g), Xp.T @ g, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(_products.rmatmul(Xp, G), Xp.T @ G, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(_products.rmatmul(Xp, G[:, ::2]), Xp.T @ G[:, ::2], rtol=1e-11, atol=1e-11)
+    xg, xh = _products.rmatmul2(Xp, g, h)
+    np.testing.assert_allclose(xg, Xp.T @ g, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(xh, Xp.T @ h, rtol=1e-11, atol=1e-11)
+    gram, xg2, xh2 = _products.gram_and_moments(Xp, g, h)
+    np.testing.assert_allclose(gram, (Xp * h[:, None]).T @ Xp, rtol=1e-11, atol=1e-11)
+    assert np.array_equal(xg2, xg) and np.array_equal(xh2, xh)
+
+
+def test_products_fall_back_to_numpy_off_their_layout():
+    rng = np.random.default_rng(1)
+    Xf = np.asfortranarray(rng.normal(size=(50, 3)))
+    w, g = rng.normal(size=3), rng.normal(size=50)
+    assert np.array_equal(_products.matmul(Xf, w, 1.0), Xf @ w + 1.0)
+    assert np.array_equal(_products.rmatmul(Xf, g), Xf.T @ g)
+    X32 = np.ascontiguousarray(Xf, dtype=np.float32)
+    assert _products.matmul(X32, w).dtype == np.float64  # NumPy's promotion, as X @ w
+
+
+def test_the_gram_block_splits_over_threads_where_blas_holds_one(monkeypatch):
+    monkeypatch.setattr(_products, "_GRAM_SPLIT_MIN", 1)
+    monkeypatch.setattr(_products, "n_threads", lambda: 3)
+    calls = []
+    real = _products.run_in_parts
+    monkeypatch.setattr(_products, "run_in_parts", lambda n, k, run: calls.append(k) or real(n, k, run))
+    rng = np.random.default_rng(2)
+    Xp, h = rng.normal(size=(4000, 6)), rng.uniform(size=4000)
+    ref = (Xp * h[:, None]).T @ Xp
+    np.testing.assert_allclose(_products.gram(Xp, h), ref, rtol=1e-12)
+    assert calls == []  # BLAS not held: one part in the calling thread
+    with _parallel.blas_single_thread():
+        np.testing.assert_allclose(_products.gram(Xp, h), ref, rtol=1e-12)
+    assert calls == [3]
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return sorted(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+
+@pytest.mark.parametrize("fail", [False, True])
+@pytest.mark.parametrize("make", [lambda: LinearClassifier(solver="newton"), lambda: LinearClassifier(solver="lbfgs"),
+                                  lambda: SoftmaxClassifier()])
+def test_a_fit_holds_blas_to_one_thread_and_restores_it(make, fail, monkeypatch):
+    import scipy.linalg  # noqa: F401 - SciPy's OpenBLAS loaded, as in a fit
+    from threadpoolctl import threadpool_limits
+
+    seen = []
+    real = _base.solve
+
+    def spy(*args, **kwargs):
+        seen.append(_blas_threads())
+        if fail:
+            raise RuntimeError("solver failed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_base, "solve", spy)
+    y = Y_MULTI if isinstance(make(), SoftmaxClassifier) else Y_BIN
+    with threadpool_limits(2, user_api="blas"):
+        if fail:
+            with pytest.raises(RuntimeError, match="solver failed"):
+                make().fit(X, y)
+        else:
+            make().fit(X, y)
+        assert set(seen[0]) == {1}
+        assert set(_blas_threads()) == {2} and not _parallel.blas_held()
+
+
+@pytest.mark.parametrize("solver", ["newton", "lbfgs", "proximal", "adam"])
+def test_large_fits_through_the_products_match_numpy_products(solver, monkeypatch):
+    """A fit large enough to split its products (and its Gram block) gives NumPy's
+    products' result up to rounding."""
+    rng = np.random.default_rng(3)
+    Xl = rng.normal(size=(40_000, 12))
+    yl = (Xl @ rng.normal(size=12) + rng.logistic(size=40_000) > 0).astype(int)
+    kw = dict(solver=solver, tol=1e-9, max_iter=60 if solver == "adam" else 500,
+              **({"alpha": 1e-3, "l1_ratio": 0.5} if solver == "proximal" else {}))
+    monkeypatch.setattr(_products, "_GRAM_SPLIT_MIN", 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        ours = LinearClassifier(**kw).fit(Xl, yl)
+        monkeypatch.setattr(_products, "matmul", lambda X, W, b=0.0: X @ W + b)
+        monkeypatch.setattr(_products, "rmatmul", lambda X, G: X.T @ G)
+        monkeypatch.setattr(_products, "rmatmul2", lambda X, g, h: tuple(np.stack([g, h]) @ X))
+        monkeypatch.setattr(_products, "gram", lambda X, h: (X * h[:, None]).T @ X)
+        ref = LinearClassifier(**kw).fit(Xl, yl)
+    # Rounding differences can move a tolerance-stopped solver by a few iterations (the
+    # proximal one took 87 against 90 with NumPy 1.26 and 2.2), not its answer.
+    assert abs(ours.n_iter_ - ref.n_iter_) <= max(3, ref.n_iter_ // 10)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, rtol=1e-7, atol=1e-9)

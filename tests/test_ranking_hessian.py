@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from lossgrad.losses.ranking import XENDCG, ApproxNDCG, ListNet, RankNet
 from test_ranking import IDS, INSTANCES, ORACLED, _inputs, torch_value
+
+import lossgrad
+from lossgrad.losses.ranking import XENDCG, ApproxNDCG, ListNet, RankNet
 
 
 def _gamma(loss, shape):
@@ -82,6 +83,39 @@ def test_hvp_diag_and_grad_hess_diag_agree_with_the_blocks(loss):
     np.testing.assert_array_equal(g["scores"], loss.grad(**kw)["scores"])
     unweighted = loss.hess(scores=s, relevance=r, mask=m, **extra)["scores"]
     np.testing.assert_allclose(H, unweighted * w[:, None, None], rtol=1e-14, atol=1e-17)
+
+
+def _bound_of_blocks(loss, kw):
+    """(grad, absolute row sums of the weighted blocks) as grad and hess form them."""
+    return loss.grad(**kw)["scores"], np.sum(np.abs(loss.hess(**kw)["scores"]), axis=-1)
+
+
+@pytest.mark.parametrize("loss", INSTANCES, ids=IDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("settings", [{"use_kernels": False}, {"kernel_threshold": 0}], ids=["reference", "kernels"])
+def test_grad_hess_bound_is_the_row_sums_of_the_blocks(loss, dtype, settings):
+    """grad_hess_bound == (grad, sum |hess| per row), weights (a zero one too) and padding
+    included, on the reference and through the list kernels; each loss's shortcut
+    (2 p (1 - p), twice a Laplacian's diagonal, ApproxNDCG's kernel) and the blocks agree."""
+    s, r, m = _inputs(7, n=9, m=8)
+    s = s.astype(dtype)
+    extra = _gamma(loss, s.shape)
+    w = np.linspace(0.0, 2.0, s.shape[0])
+    kw = dict(scores=s, relevance=r, mask=m, sample_weight=w, **extra)
+    with lossgrad.config_context(**settings):
+        g, bound = loss.grad_hess_bound(**kw)
+        want_g, want_bound = _bound_of_blocks(loss, kw)
+    with lossgrad.config_context(use_kernels=False):
+        ref_g, ref_bound = _bound_of_blocks(loss, kw)
+    tol = 1e-13 if dtype == np.float64 else 2e-6
+    assert g["scores"].dtype == dtype and bound["scores"].dtype == dtype
+    for got, want in ((g["scores"], want_g), (bound["scores"], want_bound), (g["scores"], ref_g),
+                      (bound["scores"], ref_bound)):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+    assert np.all(bound["scores"][~m] == 0.0) and np.all(g["scores"][~m] == 0.0)
+    assert np.all(bound["scores"] >= 0.0)
+    unweighted = loss.grad_hess_bound(scores=s, relevance=r, mask=m, **extra)[1]["scores"]
+    np.testing.assert_allclose(bound["scores"], unweighted * w.astype(dtype)[:, None], rtol=tol)
 
 
 @pytest.mark.parametrize("loss", INSTANCES, ids=IDS)

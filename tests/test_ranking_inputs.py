@@ -65,32 +65,62 @@ def test_padding_is_not_checked(loss, dtype):
         np.testing.assert_allclose(a["scores"], b["scores"], rtol=tol, atol=tol * np.abs(b["scores"]).max())
 
 
-def test_check_lists_zeroes_padding_and_counts():
+def test_check_lists_zeroes_and_marks_padding_and_counts():
     s, r, m = random_lists(2, 50, 31)
     r[~m] = 7.0
-    relv, flagged = check_lists(s, r, m)
+    relv, marked, flagged = check_lists(s, r, m)
     assert not flagged
     np.testing.assert_array_equal(relv, np.where(m, r, 0.0))
+    np.testing.assert_array_equal(marked, np.where(m, r, np.nan))  # NaN exactly at the padding
     # strided (a transposed copy's transpose) and float32 inputs
-    relv32, flagged = check_lists(np.asfortranarray(s.astype(np.float32)), np.asfortranarray(r.astype(np.float32)),
-                                  np.asfortranarray(m))
-    assert not flagged and relv32.dtype == np.float32
+    relv32, marked32, flagged = check_lists(np.asfortranarray(s.astype(np.float32)),
+                                            np.asfortranarray(r.astype(np.float32)), np.asfortranarray(m))
+    assert not flagged and relv32.dtype == np.float32 and marked32.dtype == np.float32
     np.testing.assert_array_equal(relv32, np.where(m, r, 0.0).astype(np.float32))
+    np.testing.assert_array_equal(marked32, np.where(m, r, np.nan).astype(np.float32))
     for edit in (lambda s, r, m: s.__setitem__((3, 0), np.inf), lambda s, r, m: r.__setitem__((3, 0), -1.0),
                  lambda s, r, m: r.__setitem__((3, 0), np.nan), lambda s, r, m: m.__setitem__((3, slice(1, None)), False)):
         s2, r2, m2 = s.copy(), r.copy(), m.copy()
         edit(s2, r2, m2)
-        assert check_lists(s2, r2, m2)[1]
+        assert check_lists(s2, r2, m2)[2]
 
 
 def test_check_lists_runs_in_parts():
-    """Above its threshold the pass runs on threads: every part counts and zeroes its lists."""
+    """Above its threshold the pass runs on threads: every part counts, zeroes and marks its lists."""
     s, r, m = random_lists(4, 20000, 16)
-    relv, flagged = check_lists(s, r, m)
+    relv, marked, flagged = check_lists(s, r, m)
     assert not flagged
     np.testing.assert_array_equal(relv, np.where(m, r, 0.0))
+    np.testing.assert_array_equal(marked, np.where(m, r, np.nan))
     r[19999, 0] = -1.0  # in the last part
-    assert check_lists(s, r, m)[1]
+    assert check_lists(s, r, m)[2]
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=repr)
+def test_kernels_read_the_checks_marked_grades(loss, monkeypatch):
+    """The list kernels take the grades the one-pass check marked (no marking pass of their
+    own), and a kernel called without them marks them itself, with the same outputs."""
+    from lossgrad.kernels import (
+        _ranking,
+        _ranking_approx,
+        _ranking_lambda,
+        _ranking_softmax,
+    )
+
+    marks = []
+    original = _ranking.mark_padding
+    for module in (_ranking, _ranking_approx, _ranking_lambda, _ranking_softmax):
+        monkeypatch.setattr(module, "mark_padding", lambda *a: marks.append(1) or original(*a))
+    s, r, m = random_lists(8, 40, 23)
+    with lossgrad.config_context(kernel_threshold=0):
+        data = loss._prepare_batch({"scores": s, "relevance": r, "mask": m}, None)[1]
+        np.testing.assert_array_equal(data["marked"], np.where(m, r, np.nan))
+        checked = loss._fused(np, data, True, True)
+        data["marked"] = None  # as a call without the one-pass check
+        alone = loss._fused(np, data, True, True)
+    assert marks == [1]
+    for a, b in zip(checked, alone):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_the_one_pass_is_what_runs(monkeypatch):

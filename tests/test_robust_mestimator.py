@@ -117,3 +117,52 @@ def test_no_warnings_on_clean_fit():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         MEstimator("huber").fit(X, Y)
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return sorted(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_fit_holds_blas_to_one_thread_and_restores_it(fail, monkeypatch):
+    import scipy.linalg  # noqa: F401 - SciPy's OpenBLAS loaded, as in a fit
+    from threadpoolctl import threadpool_limits
+
+    from lossgrad.kernels import _parallel
+    from lossgrad.robust import _backend
+
+    seen = []
+    real = _backend.NumpyBackend.normal_equations
+
+    def spy(self, w):
+        seen.append(_blas_threads())
+        if fail and w is not None:
+            raise RuntimeError("pass failed")
+        return real(self, w)
+
+    monkeypatch.setattr(_backend.NumpyBackend, "normal_equations", spy)
+    with threadpool_limits(2, user_api="blas"):
+        if fail:
+            with pytest.raises(RuntimeError, match="pass failed"):
+                MEstimator("huber").fit(X, Y)
+        else:
+            MEstimator("huber").fit(X, Y)
+        assert seen and all(set(s) == {1} for s in seen)
+        assert set(_blas_threads()) == {2} and not _parallel.blas_held()
+
+
+def test_normal_equations_match_the_dense_products():
+    from lossgrad.robust._backend import NumpyBackend
+
+    rng = np.random.default_rng(0)
+    Xr, yr, w = rng.normal(size=(3000, 4)), rng.normal(size=3000), rng.uniform(size=3000)
+    for intercept in (True, False):
+        X1 = np.c_[np.ones(3000), Xr] if intercept else Xr
+        G, b = NumpyBackend(Xr, yr, intercept).normal_equations(w)
+        np.testing.assert_allclose(G, (X1 * w[:, None]).T @ X1, rtol=1e-12)
+        np.testing.assert_allclose(b, X1.T @ (w * yr), rtol=1e-12)
+        G, b = NumpyBackend(Xr, yr, intercept).normal_equations(None)
+        np.testing.assert_allclose(G, X1.T @ X1, rtol=1e-12)
+        np.testing.assert_allclose(b, X1.T @ yr, rtol=1e-12)

@@ -23,6 +23,9 @@ sets ``GOMP_SPINCOUNT`` to :data:`GOMP_SPINCOUNT` before it starts the layer, un
 environment already sets it.  The runtime reads it once, when it loads: a process in which
 another library loaded the same runtime first (XGBoost links the system's libgomp, as
 the layer does) keeps the setting it had; other OpenMP runtimes loaded later read it too.
+OpenBLAS reads its own idle time when it loads, before lossgrad: the estimators instead
+hold BLAS to one thread while they fit (:func:`blas_single_thread`) and run their
+memory-bound products as kernels (:mod:`lossgrad.models._products`).
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ import threading
 import time
 import types as pytypes
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import numba
@@ -42,7 +47,7 @@ from numba import njit
 from .._config import get_config
 
 __all__ = ["BUILD_LOCK", "GOMP_SPINCOUNT", "bound", "source_stamp", "part_bounds", "sum_parts", "parallel_copy",
-           "layer_threads", "split_plan", "n_threads", "run_in_parts"]
+           "layer_threads", "split_plan", "n_threads", "run_in_parts", "blas_single_thread", "blas_held"]
 
 _SPLIT_MIN = 1 << 14  # from here, one part per thread of Numba's threading layer
 _THREAD_SPLIT_MIN = 1 << 17  # from here, one part per Python thread where that layer is not safe
@@ -227,3 +232,65 @@ def run_in_parts(n: int, k: int, run: Any, align: int = 1) -> None:
     run(0, edges[0], edges[1])  # the caller takes a part: one thread wake-up less to wait for
     for fut in futures:
         fut.result()
+
+
+# ---------------------------------------------------------------- BLAS threads during a fit
+_BLAS_LOCK = threading.Lock()
+_BLAS_HOLDERS = 0  # blocks of blas_single_thread() open in the main thread now
+_BLAS_LIMITER: Any = None  # threadpoolctl's limiter while held: it restores the settings it found
+_BLAS_CONTROLLER: Any = None  # threadpoolctl's controller of the BLAS libraries, built on first use (~3 ms)
+
+
+def _blas_controller() -> Any:
+    """The BLAS libraries loaded now (NumPy's and SciPy's OpenBLAS), or False without threadpoolctl."""
+    global _BLAS_CONTROLLER
+    if _BLAS_CONTROLLER is None:
+        try:
+            import scipy.linalg  # noqa: F401 - SciPy's BLAS (the solves of a fit) is loaded and found too
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS_CONTROLLER = ThreadpoolController().select(user_api="blas")
+        except Exception:  # pragma: no cover - threadpoolctl missing or unable to read the libraries
+            _BLAS_CONTROLLER = False
+    return _BLAS_CONTROLLER
+
+
+@contextmanager
+def blas_single_thread() -> Iterator[bool]:
+    """Hold the BLAS libraries to one thread inside the block, in the main thread; yields
+    whether this block set it.
+
+    OpenBLAS's idle threads spin after a product, and on few cores they then hold the
+    cores the next compiled kernel needs (see the module's docstring); a fit that runs its
+    memory-bound products as lossgrad kernels (:mod:`lossgrad.models._products`) keeps
+    BLAS for the cache-sized products, which one thread serves as fast.  The setting is
+    process-wide (threadpoolctl's): the outermost block sets it and restores, on leaving
+    (also by an exception), what it found.  Only the main thread sets it: OpenBLAS
+    (0.3.30, 0.3.31) ignores a raise of its thread count asked from another thread once
+    the main thread lowered it, so a block in another thread could not restore the
+    setting; there the block changes nothing (yields False).  9 us to enter and leave
+    with the controller built (once, ~3 ms); a no-op without threadpoolctl.
+    """
+    global _BLAS_HOLDERS, _BLAS_LIMITER
+    if threading.current_thread() is not threading.main_thread():
+        yield False
+        return
+    with _BLAS_LOCK:
+        if _BLAS_HOLDERS == 0:
+            controller = _blas_controller()
+            _BLAS_LIMITER = controller.limit(limits=1) if controller else None
+        _BLAS_HOLDERS += 1
+        held = _BLAS_LIMITER is not None
+    try:
+        yield held
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_HOLDERS -= 1
+            if _BLAS_HOLDERS == 0 and _BLAS_LIMITER is not None:
+                limiter, _BLAS_LIMITER = _BLAS_LIMITER, None
+                limiter.restore_original_limits()
+
+
+def blas_held() -> bool:
+    """Whether some :func:`blas_single_thread` block holds BLAS to one thread now."""
+    return _BLAS_LIMITER is not None

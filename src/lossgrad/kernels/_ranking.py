@@ -17,8 +17,8 @@ x = 0 off the pairs, so that it has no branch and LLVM vectorises it with the
 branch-free exp and log1p of :mod:`._fastmath` (a libm call per pair kept it scalar:
 measured 190 ms against 500 ms for the reference at 2000 lists of 120 items);
 the sums are reassociated (``fastmath="reassoc"``): a few ulps from the reference.
-Padding is marked by a NaN relevance in the kernel's copy, so padded scores are never
-read.  Lists run in blocks through :func:`._row_margin.launch` (Numba's threading layer
+Padding is marked by a NaN relevance in the kernel's copy (written by RankingLoss's
+one-pass input check, :mod:`._ranking_inputs`), so padded scores are never read.  Lists run in blocks through :func:`._row_margin.launch` (Numba's threading layer
 or Python threads, as the row kernels do).  Inputs arrive validated (RankingLoss
 checks them), so the kernel counts nothing.
 """
@@ -31,7 +31,15 @@ from numba import njit
 from . import _fastmath as fm
 from ._row_margin import launch
 
-__all__ = ["ranknet_lists"]
+__all__ = ["mark_padding", "ranknet_lists"]
+
+
+def mark_padding(rel: np.ndarray, mask: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
+    """The relevance with NaN at padding, in ``dtype`` (None: the relevance's own, float64
+    for integers): what the list kernels read, where the caller does not hand it over
+    (RankingLoss's one-pass input check, :mod:`._ranking_inputs`, writes it)."""
+    marked = np.where(mask, rel, np.nan)
+    return marked if dtype is None else marked.astype(dtype, copy=False)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
@@ -79,10 +87,13 @@ def _ranknet_lists(s, rel, sigma, normalize, sw, has_sw, v_out, g_out, h_out, wa
 
 
 def ranknet_lists(scores: np.ndarray, rel: np.ndarray, mask: np.ndarray, sigma: float, normalize: bool,
-                  want_grad: bool, want_diag: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+                  want_grad: bool, want_diag: bool,
+                  marked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(value (n,), gradient (n, L) or None, Hessian diagonal (n, L) or None), unweighted,
-    in the scores' dtype."""
-    marked = np.where(mask, rel, np.nan).astype(scores.dtype, copy=False)
+    in the scores' dtype.  ``marked``: the relevance with NaN at padding in the scores'
+    dtype, where the caller has it (RankingLoss's one-pass check writes it); else formed here."""
+    if marked is None:
+        marked = mark_padding(rel, mask, scores.dtype)
     v, g, h, _ = launch(_ranknet_lists, scores, marked, (float(sigma), bool(normalize)), None, want_grad, want_diag,
                         work=scores.size * scores.shape[-1])
     return v, (g if want_grad else None), (h if want_diag else None)

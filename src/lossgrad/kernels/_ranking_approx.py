@@ -13,10 +13,20 @@ cast back).  With u_kj = (s_j - s_k) / T, e = exp(-|u_kj|), d = 1 / (1 + e),
          = S_kj (e - 1 if u_kj >= 0 else 1 - e) d / T       (C_jk = -C_kj),
 
 all exact in both tails: a saturated sigmoid is exactly 0 or 1 and its derivatives 0,
-with no NaN however large |u| (exp's argument is clamped).  The gains arrive
-normalised, g_k = (2^{rel_k} - 1) / Z (all 0 on a list with Z = 0: value, gradient and
-curvature 0), with the ideal DCG Z (NumPy's sort per list, O(n L log L); the gains and
-their scaling are two Numba passes).
+with no NaN however large |u| (exp's argument is clamped).  The gains are
+g_k = (2^{rel_k} - 1) / Z (all 0 on a list with Z = 0: value, gradient and curvature 0),
+Z the list's ideal DCG.  The kernels take the grades with NaN at padding (as RankingLoss's
+one-pass check, :mod:`._ranking_inputs`, writes them) and Z per list in launch's per-row
+slot (a row kernel's sample weights, sliced by list as the scores are), and form g per
+list (:func:`_list_gains`: one vectorised exp per item).  Z (:func:`ideal_dcg`) needs the
+gains in decreasing order: one Numba pass writes them into a pooled buffer, NumPy sorts
+it in place (vectorised) and a row sum meets the discounts.  Before, the normalised
+gains were an (n, L) array of their own, from Numba passes with libm's ``2.0 ** rel``
+into fresh memory, NumPy's sort of a copy and a scaling pass: 1.7 ms at 2000 x 120 and
+3.9 ms at 20000 x 24 float64 (one thread), against 0.7 and 1.7 ms for Z now (the sort
+1.1 ms of it at 20000 x 24).  Z formed in the kernel instead, per list, took longer:
+a histogram of integer grades 3.1 ms, counting the items ahead of each 2.6-5 ms at
+20000 x 24 (short loops per list; Numba's sort was 12 ms).
 
 First loop: the smooth ranks pi_k = 1 + sum_{j != k} sigmoid(u_kj) and the sums
 sum_j S_kj; then per item, with l_k = ln(1 + pi_k),
@@ -43,7 +53,7 @@ scalar).  Measured at 2000 lists of 120 items, one thread: 48 ms for value, grad
 and diagonal (value alone: 24 ms), against 145 ms with libm's exp, 290 ms for the
 unsliced scalar loops and 2.3 s for the reference.  The sums are reassociated
 (``fastmath="reassoc"``): a few ulps from the reference.  Padding is marked by a NaN
-gain in the kernel's copy, so padded scores are never read.  Lists run in blocks
+grade, and a NaN gain in the kernel's scratch, so padded scores are never read.  Lists run in blocks
 through :func:`._row_margin.launch`.  Inputs arrive validated (RankingLoss checks
 them), so the kernel counts nothing.  The pair terms (sigmoids, S, C: :func:`_pair`),
 the first loop and the per-item a, b are helpers inlined into both kernels.
@@ -86,6 +96,25 @@ output.  The lists run in parts on Python threads (:func:`._parallel.run_in_part
 outputs are (n, L) rows; a thread's wake-up is small next to a block's O(L^3)).  Measured,
 float64, one thread: 1.5 ms at 300 lists of 29 items, 175-200 ms at 2000 of 120; two
 threads 0.8 and 93-102 ms, against 15-19 ms and 1.0-2.1 s for the reference's blocks.
+
+Bounds (:func:`approx_ndcg_grad_bound`): the gradient and the absolute row sums of each
+block, sum_j |H_kj|, what a boosting engine's ``hessian="upper_bound"`` takes
+(:meth:`lossgrad.losses._ranking_base.RankingLoss.grad_hess_bound`), without an
+(n, L, L) output.  Per list the blocks kernel's block, then dL/ds_k = sum_j J_kj (a_k -
+a_j) and the row sums of its absolute values.  Lists of up to 40 items go 64 at a time
+into the lanes (:func:`_lane_bounds`): the first loop and a, b as :func:`_lane_groups`,
+J whole in [k, c, lane] scratch from the pair cache, then for each entry (k, j) of the
+upper triangle (J diag(b) J)_kj = sum_c J_kc b_c J_jc over the items c curved in some
+lane, H_kj = (a_k - a_j) C_kj - (J diag(b) J)_kj (on the diagonal -(degree_k +
+(J diag(b) J)_kk)), |H_kj| credited to rows k and j.  Measured, one thread, the kernel
+alone, per list -> lanes (ms): 300 lists of up to 29 items (examples/engine_ranking.py's
+queries) 1.37 -> 0.68, 640 x 16 1.53 -> 0.59, 640 x 24 2.8 -> 1.6, 640 x 32 4.6 -> 3.5,
+320 x 40 3.3 -> 3.0, 320 x 44 4.2 -> 4.6, 128 x 64 3.6 -> 6.3: the per-list dot products
+skip the items with b = 0 (padding, grade 0), the lanes only those with b = 0 in every
+lane, and their sums live in memory, not registers, hence the bound of 40.  The XGBoost
+objective of the example, grad and upper bound per round (300 lists of up to 29),
+3.97 -> 1.02 ms in one thread; before, ``grad`` and ``hess`` (input checks, gains and
+smooth ranks twice, the blocks into fresh memory, NumPy's abs and row sum).
 """
 
 from __future__ import annotations
@@ -96,15 +125,18 @@ import numpy as np
 from numba import njit
 
 from . import _fastmath as fm
+from . import _output_pool
 from ._parallel import run_in_parts, split_plan
+from ._ranking import mark_padding
 from ._row_margin import launch
 
-__all__ = ["approx_ndcg_blocks", "approx_ndcg_lists"]
+__all__ = ["approx_ndcg_blocks", "approx_ndcg_grad_bound", "approx_ndcg_lists", "ideal_dcg", "normalised_gains"]
 
 _LN2 = math.log(2.0)
 
 
 _LANES = 64  # lists per group of the lane kernel: a constant trip count, 8 AVX-512 vectors of float64
+_LANE_BOUNDS_MAX_WIDTH = 40  # wider lists: approx_ndcg_grad_bound's loop per list (faster from about 44 items)
 _LANES_MAX_WIDTH = 128  # wider lists: the loop per list (the lanes' pair cache would outgrow the caches)
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": {"reassoc", "contract"}}
@@ -146,6 +178,23 @@ def _smooth_ranks(row, gn, tinv, pi, s_sum):
 
 
 @njit(inline="always")
+def _gain(r):
+    """2^r - 1 of a grade r (float64, vectorises; NaN for a NaN grade)."""
+    return fm.exp(np.float64(r) * _LN2) - 1.0
+
+
+@njit(inline="always")
+def _list_gains(r, z, gn):
+    """gn = (2^r - 1) / z at the real items of a list (all 0 where z = 0), NaN at padding
+    (r NaN there: the grades as RankingLoss's check marks them); z its ideal DCG
+    (:func:`ideal_dcg`, from the same gains)."""
+    zinv = 1.0 / z if z > 0.0 else 0.0
+    for k in range(r.size):
+        x = r[k]
+        gn[k] = _gain(x) * zinv if x == x else np.nan
+
+
+@njit(inline="always")
 def _rank_derivatives(gn, pi, a, b):
     """Per item: a_k = dNDCG/dpi_k and b_k = d^2NDCG/dpi_k^2 (0 at padding); returns the value -NDCG."""
     total = 0.0
@@ -162,12 +211,83 @@ def _rank_derivatives(gn, pi, a, b):
     return -total * _LN2
 
 
+@njit(inline="always")
+def _n_lane_groups(n):
+    """The groups of _LANES lists of a block of n: the full ones, and a partial one of at
+    least half a group (a tail under half a group: the loop per list)."""
+    return n // _LANES + (1 if n % _LANES >= _LANES // 2 else 0)
+
+
+@njit(inline="always")
+def _lanes_load(s, marked, z, first, m, gain, gains, s_lanes, some_real):
+    """The gains of lists first..first + m - 1, transposed with their scores into the lanes
+    ([item, lane], NaN at padding and in the lanes past m); some_real[k]: item k is real in
+    at least one lane.  ``gain``: one list's scratch."""
+    some_real[:] = False
+    for lane in range(_LANES):
+        if lane < m:
+            _list_gains(marked[first + lane], z[first + lane], gain)
+        for k in range(s.shape[1]):
+            real = lane < m and not math.isnan(gain[k])
+            gains[k, lane] = gain[k] if real else np.nan
+            s_lanes[k, lane] = np.float64(s[first + lane, k]) if real else np.nan
+            some_real[k] |= real
+
+
+@njit(inline="always")
+def _lanes_first(s_lanes, some_real, tinv, pi, s_sum, s_pair, c_pair, step):
+    """First loop, over the pairs k < j of every lane at once: pi, s_sum as :func:`_smooth_ranks`,
+    and S_kj, C_kj into the pair cache (rows p * step: all in row 0 where step = 0)."""
+    width = s_lanes.shape[0]
+    pi[:] = 1.0
+    s_sum[:] = 0.0
+    p = 0  # the pair (k, j) in the pair cache
+    for k in range(width - 1):
+        if not some_real[k]:
+            p += width - 1 - k
+            continue
+        s_k, pi_k, ssum_k = s_lanes[k], pi[k], s_sum[k]
+        for j in range(k + 1, width):
+            if not some_real[j]:  # (written as ``if some_real[j]: ...`` the loop ran 1.6x slower)
+                p += 1
+                continue
+            s_j, pi_j, ssum_j, sp, cp = s_lanes[j], pi[j], s_sum[j], s_pair[p * step], c_pair[p * step]
+            for lane in range(_LANES):
+                real = not math.isnan(s_j[lane] - s_k[lane])  # NaN: k or j is padding in this lane
+                sig_kj, sig_jk, s_kj, c_kj = _pair(s_k[lane], s_j[lane], real, tinv)
+                pi_k[lane] += sig_kj
+                pi_j[lane] += sig_jk
+                ssum_k[lane] += s_kj
+                ssum_j[lane] += s_kj
+                sp[lane] = s_kj
+                cp[lane] = c_kj
+            p += 1
+
+
+@njit(inline="always")
+def _lanes_rank_derivatives(gains, pi, a, b, total):
+    """a_k, b_k as :func:`_rank_derivatives`, in the lanes (log_normal: 1 + pi >= 2), and each
+    lane's sum_k g_k / l_k into ``total``."""
+    total[:] = 0.0
+    for k in range(gains.shape[0]):
+        gain_k, pi_k, a_k, b_k = gains[k], pi[k], a[k], b[k]
+        for lane in range(_LANES):
+            g0 = 0.0 if math.isnan(gain_k[lane]) else gain_k[lane]
+            p1 = 1.0 + pi_k[lane]
+            lg = fm.log_normal(p1)
+            total[lane] += g0 / lg
+            ak = -g0 * _LN2 / (p1 * lg * lg)
+            a_k[lane] = ak
+            b_k[lane] = -ak * (lg + 2.0) / (p1 * lg)
+
+
 @njit(**_JIT)
-def _lane_groups(s, gain, tinv, v_out, g_out, h_out, want_g, want_h):
+def _lane_groups(s, marked, z, tinv, v_out, g_out, h_out, want_g, want_h):
     """The first lists of the block in groups of _LANES, the lists of a group in the lanes of
     the loops over its pairs; returns how many lists it did (the rest: the kernel's loop per list)."""
     n, width = s.shape
-    n_groups = n // _LANES + (1 if n % _LANES >= _LANES // 2 else 0)  # a tail under half a group: per list
+    n_groups = _n_lane_groups(n)
+    gain = np.empty(width)  # one list's gains
     s_lanes, gains = np.empty((width, _LANES)), np.empty((width, _LANES))  # [item, lane], NaN at padding
     pi, s_sum, a, b = (np.empty((width, _LANES)), np.empty((width, _LANES)), np.empty((width, _LANES)),
                        np.empty((width, _LANES)))
@@ -181,47 +301,9 @@ def _lane_groups(s, gain, tinv, v_out, g_out, h_out, want_g, want_h):
     for grp in range(n_groups):
         first = grp * _LANES
         m = min(_LANES, n - first)
-        some_real[:] = False
-        for lane in range(_LANES):  # transpose the group's rows into the lanes
-            for k in range(width):
-                real = lane < m and not math.isnan(gain[first + lane, k])
-                gains[k, lane] = gain[first + lane, k] if real else np.nan
-                s_lanes[k, lane] = np.float64(s[first + lane, k]) if real else np.nan
-                some_real[k] |= real
-        pi[:] = 1.0
-        s_sum[:] = 0.0
-        p = 0  # the pair (k, j) in the pair cache
-        for k in range(width - 1):  # first loop, over the pairs k < j of every lane at once
-            if not some_real[k]:
-                p += width - 1 - k
-                continue
-            s_k, pi_k, ssum_k = s_lanes[k], pi[k], s_sum[k]
-            for j in range(k + 1, width):
-                if not some_real[j]:  # (written as ``if some_real[j]: ...`` the loop ran 1.6x slower)
-                    p += 1
-                    continue
-                s_j, pi_j, ssum_j, sp, cp = s_lanes[j], pi[j], s_sum[j], s_pair[p * step], c_pair[p * step]
-                for lane in range(_LANES):
-                    real = not math.isnan(s_j[lane] - s_k[lane])  # NaN: k or j is padding in this lane
-                    sig_kj, sig_jk, s_kj, c_kj = _pair(s_k[lane], s_j[lane], real, tinv)
-                    pi_k[lane] += sig_kj
-                    pi_j[lane] += sig_jk
-                    ssum_k[lane] += s_kj
-                    ssum_j[lane] += s_kj
-                    sp[lane] = s_kj
-                    cp[lane] = c_kj
-                p += 1
-        total[:] = 0.0
-        for k in range(width):  # a_k, b_k as _rank_derivatives, in the lanes (log_normal: 1 + pi >= 2)
-            gain_k, pi_k, a_k, b_k = gains[k], pi[k], a[k], b[k]
-            for lane in range(_LANES):
-                g0 = 0.0 if math.isnan(gain_k[lane]) else gain_k[lane]
-                p1 = 1.0 + pi_k[lane]
-                lg = fm.log_normal(p1)
-                total[lane] += g0 / lg
-                ak = -g0 * _LN2 / (p1 * lg * lg)
-                a_k[lane] = ak
-                b_k[lane] = -ak * (lg + 2.0) / (p1 * lg)
+        _lanes_load(s, marked, z, first, m, gain, gains, s_lanes, some_real)
+        _lanes_first(s_lanes, some_real, tinv, pi, s_sum, s_pair, c_pair, step)
+        _lanes_rank_derivatives(gains, pi, a, b, total)
         for lane in range(m):
             v_out[first + lane] = -total[lane] * _LN2
         if not (want_g or want_h):
@@ -257,14 +339,120 @@ def _lane_groups(s, gain, tinv, v_out, g_out, h_out, want_g, want_h):
 
 
 @njit(**_JIT)
-def _approx_ndcg_lists(s, gain, tinv, sw, has_sw, v_out, g_out, h_out, want_g, want_h, counts):
+def _lane_bounds(s, marked, z, tinv, g_out, bound_out):
+    """:func:`_lane_groups` for the gradient and the absolute row sums of the Hessian blocks
+    (:func:`approx_ndcg_grad_bound`); returns how many lists it did (the rest: per list)."""
     n, width = s.shape
-    done = _lane_groups(s, gain, tinv, v_out, g_out, h_out, want_g, want_h) if width <= _LANES_MAX_WIDTH else 0
+    n_groups = _n_lane_groups(n)
+    gain = np.empty(width)
+    s_lanes, gains = np.empty((width, _LANES)), np.empty((width, _LANES))
+    pi, s_sum, a, b = (np.empty((width, _LANES)), np.empty((width, _LANES)), np.empty((width, _LANES)),
+                       np.empty((width, _LANES)))
+    g_acc, degree, bound, total = (np.empty((width, _LANES)), np.empty((width, _LANES)), np.empty((width, _LANES)),
+                                   np.empty(_LANES))
+    n_cached = max(width * (width - 1) // 2, 1)
+    s_pair, c_pair = np.empty((n_cached, _LANES)), np.empty((n_cached, _LANES))
+    jac = np.empty((width, width, _LANES))  # J, whole ([k, c, lane]; rows and columns of some_real items)
+    row_kb = np.empty((width, _LANES))  # J_kc b_c of the row k at hand
+    dot = np.empty(_LANES)
+    some_real = np.empty(width, np.bool_)
+    curved = np.empty(width, np.int64)  # the items c with b_c > 0 in some lane
+    for grp in range(n_groups):
+        first = grp * _LANES
+        m = min(_LANES, n - first)
+        _lanes_load(s, marked, z, first, m, gain, gains, s_lanes, some_real)
+        _lanes_first(s_lanes, some_real, tinv, pi, s_sum, s_pair, c_pair, 1)
+        _lanes_rank_derivatives(gains, pi, a, b, total)
+        g_acc[:] = 0.0
+        degree[:] = 0.0
+        p = 0
+        for k in range(width - 1):  # J whole, the gradient and the degrees of Lap(M + M^T), from the cache
+            if not some_real[k]:
+                p += width - 1 - k
+                continue
+            a_k, g_k, deg_k = a[k], g_acc[k], degree[k]
+            for j in range(k + 1, width):
+                if not some_real[j]:
+                    p += 1
+                    continue
+                a_j, g_j, deg_j, sp, cp, jac_kj, jac_jk = a[j], g_acc[j], degree[j], s_pair[p], c_pair[p], jac[k, j], \
+                    jac[j, k]
+                for lane in range(_LANES):
+                    s_kj = sp[lane]
+                    da = a_k[lane] - a_j[lane]
+                    m_kj = da * cp[lane]  # M_kj + M_jk
+                    g_k[lane] += s_kj * da
+                    g_j[lane] -= s_kj * da
+                    deg_k[lane] += m_kj
+                    deg_j[lane] += m_kj
+                    jac_kj[lane] = s_kj
+                    jac_jk[lane] = s_kj
+                p += 1
+        n_curved = 0
+        for k in range(width):
+            if some_real[k]:
+                jac_kk, ssum_k = jac[k, k], s_sum[k]
+                for lane in range(_LANES):
+                    jac_kk[lane] = -ssum_k[lane]
+                b_k, some_b = b[k], False
+                for lane in range(_LANES):
+                    some_b |= b_k[lane] > 0.0
+                curved[n_curved] = k
+                n_curved += 1 if some_b else 0
+        bound[:] = 0.0
+        p = 0
+        for k in range(width):  # H_kj = (a_k - a_j) C_kj - (J diag(b) J)_kj, H_kk = -(degree_k + (J diag(b) J)_kk)
+            if not some_real[k]:
+                p += width - 1 - k
+                continue
+            jac_k = jac[k]
+            for q in range(n_curved):
+                c = curved[q]
+                jac_kc, b_c, kb_c = jac_k[c], b[c], row_kb[c]
+                for lane in range(_LANES):
+                    kb_c[lane] = jac_kc[lane] * b_c[lane]
+            a_k, bound_k = a[k], bound[k]
+            for j in range(k, width):  # (j = k: some_real)
+                if not some_real[j]:
+                    p += 1
+                    continue
+                jac_j = jac[j]
+                dot[:] = 0.0
+                for q in range(n_curved):
+                    c = curved[q]
+                    kb_c, jac_jc = row_kb[c], jac_j[c]
+                    for lane in range(_LANES):
+                        dot[lane] += kb_c[lane] * jac_jc[lane]
+                if j == k:
+                    deg_k = degree[k]
+                    for lane in range(_LANES):
+                        bound_k[lane] += abs(deg_k[lane] + dot[lane])
+                    continue
+                a_j, bound_j, cp = a[j], bound[j], c_pair[p]
+                for lane in range(_LANES):
+                    h = abs((a_k[lane] - a_j[lane]) * cp[lane] - dot[lane])
+                    bound_k[lane] += h
+                    bound_j[lane] += h
+                p += 1
+        for lane in range(m):
+            for k in range(width):
+                g_out[first + lane, k] = g_acc[k, lane]
+                bound_out[first + lane, k] = bound[k, lane]
+    return min(n, n_groups * _LANES)
+
+
+@njit(**_JIT)
+def _approx_ndcg_lists(s, marked, tinv, z, has_z, v_out, g_out, h_out, want_g, want_h, counts):
+    """marked: the grades, NaN at padding; z: the lists' ideal DCG (launch's per-row slot)."""
+    n, width = s.shape
+    done = _lane_groups(s, marked, z, tinv, v_out, g_out, h_out, want_g, want_h) if width <= _LANES_MAX_WIDTH else 0
     pi, s_sum, a, b = np.empty(width), np.empty(width), np.empty(width), np.empty(width)
     g_acc = np.empty(width)
     h_acc = np.empty(width)
+    gn = np.empty(width)
     for li in range(done, n):
-        row, gn = s[li], gain[li]
+        row = s[li]
+        _list_gains(marked[li], z[li], gn)
         _smooth_ranks(row, gn, tinv, pi, s_sum)
         v_out[li] = _rank_derivatives(gn, pi, a, b)
         if not (want_g or want_h):
@@ -295,120 +483,177 @@ def _approx_ndcg_lists(s, gain, tinv, sw, has_sw, v_out, g_out, h_out, want_g, w
                 h_out[li, k] = -(h_acc[k] + b[k] * s_sum[k] * s_sum[k])
 
 
+@njit(inline="always")
+def _list_block(row, gn, tinv, pi, s_sum, a, b, degree, jac, curved, root_b, root, block):
+    """One list's Hessian block, whole and symmetric, into ``block`` (and J, whole, into
+    ``jac``); a, b its per-item derivatives (the rest: scratch).  See the module docstring."""
+    width = row.size
+    _smooth_ranks(row, gn, tinv, pi, s_sum)
+    _rank_derivatives(gn, pi, a, b)
+    degree[:] = 0.0
+    for k in range(width):  # the pairs k < j: S_kj into J, M_kj + M_jk = (a_k - a_j) C_kj into the block
+        real_k = not math.isnan(gn[k])
+        s_k, a_k = np.float64(row[k]), a[k]
+        degree_k = 0.0
+        s_tail, gain_tail, a_tail, degree_tail = row[k + 1:], gn[k + 1:], a[k + 1:], degree[k + 1:]
+        jac_tail, block_tail = jac[k, k + 1:], block[k, k + 1:]
+        for j in range(s_tail.size):
+            _, _, s_kj, c_kj = _pair(s_k, s_tail[j], real_k and not math.isnan(gain_tail[j]), tinv)
+            m_kj = (a_k - a_tail[j]) * c_kj
+            jac_tail[j] = s_kj
+            block_tail[j] = m_kj
+            degree_k += m_kj
+            degree_tail[j] += m_kj
+        jac[k, k] = -s_sum[k]
+        block[k, k] = -(degree[k] + degree_k)  # the block so far: -Lap(M + M^T), upper triangle
+    n_curved = 0
+    for i in range(width):
+        if b[i] > 0.0:
+            curved[n_curved] = i
+            root_b[n_curved] = math.sqrt(b[i])
+            n_curved += 1
+    for k in range(width):  # J's lower triangle, then R's row k
+        for j in range(k):
+            jac[k, j] = jac[j, k]
+        jac_k, root_k = jac[k], root[k, :n_curved]
+        for c in range(n_curved):
+            root_k[c] = jac_k[curved[c]] * root_b[c]
+    for k in range(width):  # minus R R^T, upper triangle (the rows of R at padding are 0)
+        if math.isnan(gn[k]):
+            continue
+        root_k = root[k, :n_curved]
+        for j in range(k, width):
+            if math.isnan(gn[j]):
+                continue
+            root_j = root[j, :n_curved]
+            dot = 0.0
+            for c in range(n_curved):
+                dot += root_k[c] * root_j[c]
+            block[k, j] -= dot
+    for k in range(width):  # the lower triangle
+        for j in range(k):
+            block[k, j] = block[j, k]
+
+
 @njit(**_JIT)
-def _approx_ndcg_blocks(s, gain, tinv, out):
+def _approx_ndcg_blocks(s, marked, z, tinv, want_blocks, out, g_out, bound_out):
+    """Per list, its Hessian block into ``out`` (``want_blocks``), else the gradient into
+    ``g_out`` and the absolute row sums of the block into ``bound_out``."""
     n, width = s.shape
+    gn = np.empty(width)
     pi, s_sum, a, b, degree = np.empty(width), np.empty(width), np.empty(width), np.empty(width), np.empty(width)
     jac = np.empty((width, width))  # J = S - diag(S 1)
     curved = np.empty(width, np.int64)  # the items c with b_c > 0
     root_b = np.empty(width)  # sqrt(b_c)
     root = np.empty((width, width))  # R = J[:, c] diag(sqrt(b_c)), so that J^T diag(b) J = R R^T
     block = np.empty((width, width))
-    for li in range(n):
-        row, gn = s[li], gain[li]
-        _smooth_ranks(row, gn, tinv, pi, s_sum)
-        _rank_derivatives(gn, pi, a, b)
-        degree[:] = 0.0
-        for k in range(width):  # the pairs k < j: S_kj into J, M_kj + M_jk = (a_k - a_j) C_kj into the block
-            real_k = not math.isnan(gn[k])
-            s_k, a_k = np.float64(row[k]), a[k]
-            degree_k = 0.0
-            s_tail, gain_tail, a_tail, degree_tail = row[k + 1:], gn[k + 1:], a[k + 1:], degree[k + 1:]
-            jac_tail, block_tail = jac[k, k + 1:], block[k, k + 1:]
-            for j in range(s_tail.size):
-                _, _, s_kj, c_kj = _pair(s_k, s_tail[j], real_k and not math.isnan(gain_tail[j]), tinv)
-                m_kj = (a_k - a_tail[j]) * c_kj
-                jac_tail[j] = s_kj
-                block_tail[j] = m_kj
-                degree_k += m_kj
-                degree_tail[j] += m_kj
-            jac[k, k] = -s_sum[k]
-            block[k, k] = -(degree[k] + degree_k)  # the block so far: -Lap(M + M^T), upper triangle
-        n_curved = 0
-        for i in range(width):
-            if b[i] > 0.0:
-                curved[n_curved] = i
-                root_b[n_curved] = math.sqrt(b[i])
-                n_curved += 1
-        for k in range(width):  # J's lower triangle, then R's row k
-            for j in range(k):
-                jac[k, j] = jac[j, k]
-            jac_k, root_k = jac[k], root[k, :n_curved]
-            for c in range(n_curved):
-                root_k[c] = jac_k[curved[c]] * root_b[c]
-        for k in range(width):  # minus R R^T, upper triangle (the rows of R at padding are 0)
-            if math.isnan(gn[k]):
-                continue
-            root_k = root[k, :n_curved]
-            for j in range(k, width):
-                if math.isnan(gn[j]):
-                    continue
-                root_j = root[j, :n_curved]
-                dot = 0.0
-                for c in range(n_curved):
-                    dot += root_k[c] * root_j[c]
-                block[k, j] -= dot
-        out_block = out[li]
-        for k in range(width):  # the lower triangle, then the rows out
-            for j in range(k):
-                block[k, j] = block[j, k]
-            out_k, block_k = out_block[k], block[k]
+    done = 0 if want_blocks or width > _LANE_BOUNDS_MAX_WIDTH else _lane_bounds(s, marked, z, tinv, g_out, bound_out)
+    for li in range(done, n):
+        _list_gains(marked[li], z[li], gn)
+        _list_block(s[li], gn, tinv, pi, s_sum, a, b, degree, jac, curved, root_b, root, block)
+        if want_blocks:
+            out_block = out[li]
+            for k in range(width):
+                out_k, block_k = out_block[k], block[k]
+                for j in range(width):
+                    out_k[j] = block_k[j]
+            continue
+        g_row, bound_row = g_out[li], bound_out[li]
+        for k in range(width):  # dL/ds_k = sum_j S_kj (a_k - a_j) (J's diagonal meets a_k - a_k = 0)
+            jac_k, block_k, a_k = jac[k], block[k], a[k]
+            g_k = bound_k = 0.0
             for j in range(width):
-                out_k[j] = block_k[j]
+                g_k += jac_k[j] * (a_k - a[j])
+                bound_k += abs(block_k[j])
+            g_row[k] = g_k
+            bound_row[k] = bound_k
 
 
 @njit(**_JIT)
-def _gains_rows(rel, mask, out):
-    """out = 2^rel - 1 at the real items, 0 at padding (rel not read there)."""
-    n, width = rel.shape
+def _gains_rows(marked, out):
+    """out = 2^rel - 1 at the real items, 0 at padding (NaN grades there)."""
+    n, width = marked.shape
     for li in range(n):
+        r, o = marked[li], out[li]
         for k in range(width):
-            out[li, k] = 2.0 ** np.float64(rel[li, k]) - 1.0 if mask[li, k] else 0.0
+            o[k] = _gain(r[k]) if r[k] == r[k] else 0.0
 
 
-@njit(**_JIT)
-def _scale_rows(gain, mask, z):
-    """gain / z per row in place (0 on a row with z = 0), NaN at padding."""
-    n, width = gain.shape
-    for li in range(n):
-        zinv = 1.0 / z[li] if z[li] > 0.0 else 0.0
-        for k in range(width):
-            gain[li, k] = gain[li, k] * zinv if mask[li, k] else np.nan
-
-
-def _normalised_gains(rel: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(2^rel - 1) / Z per real item (0 on lists with Z = 0), NaN at padding, float64:
-    Z the ideal DCG, sum_r G_(r) / log2(r + 1) over the gains sorted in decreasing order.
-    The gains and the scaling are Numba passes, the sort NumPy's (vectorised; Numba's
-    was 12 ms at 20000 x 24): two (n, L) arrays, where the NumPy expression (where, exp2,
-    sort, a row sum, where) made eight, 10 ms at 20000 x 24 against the kernel's 11."""
-    gain = np.empty(rel.shape)
-    _gains_rows(rel, mask, gain)
-    # a row sum, not ``ideal @ discounts``: OpenBLAS's threads spin after a product, and on
-    # two cores they halved the speed of the list kernel that runs next (20 -> 40 ms at 20000 x 24);
+def ideal_dcg(marked: np.ndarray) -> np.ndarray:
+    """Z per list (float64): the ideal DCG, sum_r G_(r) / log2(r + 1) over the gains
+    G = 2^rel - 1 of its real items in decreasing order, from the grades with NaN at
+    padding (the kernels form the gains again per list, G / Z).  See the module docstring."""
+    gains = _output_pool.empty(marked.shape, np.dtype(np.float64))
+    _gains_rows(marked, gains)
+    gains.sort(axis=-1)
+    # a row sum, not ``gains @ discounts``: OpenBLAS's threads spin after a product, and on two
+    # cores they halved the speed of the list kernel that runs next (20 -> 40 ms at 20000 x 24);
     # the gains sorted in increasing order meet the discounts reversed
-    z = np.einsum("ij,j->i", np.sort(gain, axis=-1), _LN2 / np.log(np.arange(rel.shape[-1] + 1.0, 1.0, -1.0)))
-    _scale_rows(gain, mask, z)
-    return gain
+    return np.einsum("ij,j->i", gains, _LN2 / np.log(np.arange(marked.shape[1] + 1.0, 1.0, -1.0)))
+
+
+@njit(**_JIT)
+def _gains_of_lists(marked, z, out):
+    for li in range(marked.shape[0]):
+        _list_gains(marked[li], z[li], out[li])
+
+
+def normalised_gains(marked: np.ndarray) -> np.ndarray:
+    """(2^rel - 1) / Z per real item (0 on lists with Z = 0), NaN at padding, float64, from
+    the grades with NaN at padding: what the kernels form per list (:func:`_list_gains`)."""
+    out = np.empty(marked.shape)
+    _gains_of_lists(marked, ideal_dcg(marked), out)
+    return out
 
 
 def approx_ndcg_lists(scores: np.ndarray, rel: np.ndarray, mask: np.ndarray, temperature: float,
-                      want_grad: bool, want_diag: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+                      want_grad: bool, want_diag: bool,
+                      marked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(value (n,), gradient (n, L) or None, Hessian diagonal (n, L) or None), unweighted,
-    in the scores' dtype."""
-    gains = _normalised_gains(rel, mask)
-    v, g, h, _ = launch(_approx_ndcg_lists, scores, gains, (1.0 / float(temperature),), None, want_grad, want_diag,
-                        work=scores.size * scores.shape[-1])
+    in the scores' dtype.  ``marked``: the relevance with NaN at padding, where the caller
+    has it (RankingLoss's one-pass check writes it); else formed here."""
+    if marked is None:
+        marked = mark_padding(rel, mask)
+    # the ideal DCG rides in launch's per-row slot (a row kernel's sample weights), sliced by list
+    v, g, h, _ = launch(_approx_ndcg_lists, scores, marked, (1.0 / float(temperature),), ideal_dcg(marked),
+                        want_grad, want_diag, work=scores.size * scores.shape[-1])
     return v, (g if want_grad else None), (h if want_diag else None)
 
 
-def approx_ndcg_blocks(scores: np.ndarray, rel: np.ndarray, mask: np.ndarray, temperature: float) -> np.ndarray:
+def approx_ndcg_blocks(scores: np.ndarray, rel: np.ndarray, mask: np.ndarray, temperature: float,
+                       marked: np.ndarray | None = None) -> np.ndarray:
     """Hessian blocks (n, L, L) of the unweighted losses, in the scores' dtype: symmetric,
-    0 in the rows and columns of padding."""
+    0 in the rows and columns of padding.  ``marked`` as :func:`approx_ndcg_lists`."""
     n, width = scores.shape
-    gains = _normalised_gains(rel, mask)
+    if marked is None:
+        marked = mark_padding(rel, mask)
     out = np.empty((n, width, width), scores.dtype)
+    unused = np.empty((0, width), scores.dtype)
+    _blocks_in_parts(scores, marked, temperature, True, out, unused, unused)
+    return out
+
+
+def approx_ndcg_grad_bound(scores: np.ndarray, rel: np.ndarray, mask: np.ndarray, temperature: float,
+                           marked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(gradient (n, L), absolute row sums of the Hessian blocks (n, L)) of the unweighted
+    losses, in the scores' dtype, from the blocks kernel without an (n, L, L) output: a
+    boosting engine's ``upper_bound`` Hessian.  ``marked`` as :func:`approx_ndcg_lists`."""
+    if marked is None:
+        marked = mark_padding(rel, mask)
+    g = _output_pool.empty(scores.shape, scores.dtype)
+    bound = _output_pool.empty(scores.shape, scores.dtype)
+    _blocks_in_parts(scores, marked, temperature, False, np.empty((0, 1, scores.shape[1]), scores.dtype), g, bound)
+    return g, bound
+
+
+def _blocks_in_parts(scores: np.ndarray, marked: np.ndarray, temperature: float, want_blocks: bool, out: np.ndarray,
+                     g: np.ndarray, bound: np.ndarray) -> None:
+    """:func:`_approx_ndcg_blocks` over the lists in parts on Python threads (the outputs not
+    asked for: empty arrays)."""
+    n, width = scores.shape
+    z = ideal_dcg(marked)
     tinv = 1.0 / float(temperature)
     parts = split_plan(n * width * width, n)[1]
-    run_in_parts(n, parts, lambda _, lo, hi: _approx_ndcg_blocks(scores[lo:hi], gains[lo:hi], tinv, out[lo:hi]))
-    return out
+    run_in_parts(n, parts, lambda _, lo, hi: _approx_ndcg_blocks(
+        scores[lo:hi], marked[lo:hi], z[lo:hi], tinv, want_blocks, out[lo:hi] if want_blocks else out,
+        g if want_blocks else g[lo:hi], bound if want_blocks else bound[lo:hi]))

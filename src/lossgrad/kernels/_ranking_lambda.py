@@ -5,8 +5,8 @@ differences, exponentials and products.  Here each list is one loop over its ord
 pairs (i, j) of real items, the weight formed on the fly from per-item pieces and one
 exponential per pair, in float64 (float32 scores are promoted, the outputs cast back).
 
-Per list, in the kernel (nothing per item is formed in NumPy: the one pass over the
-(n, L) inputs marks the padding's relevance NaN): the real items compacted in index
+Per list, in the kernel (nothing per item is formed in NumPy: RankingLoss's one-pass
+input check, :mod:`._ranking_inputs`, hands it the relevance with NaN at padding): the real items compacted in index
 order; their ranks pi_i, by score, descending, ties by index, as the reference's stable
 sort (:meth:`LambdaLoss._ranks`), and their places in an ideal order, by grade
 (:func:`_positions`); the scaled gains a_i = G_i / maxDCG with the ideal DCG@k
@@ -96,6 +96,7 @@ import numpy as np
 from numba import njit
 
 from . import _fastmath as fm
+from ._ranking import mark_padding
 from ._row_margin import launch
 
 __all__ = ["SCHEME_COEFFICIENTS", "discount_table", "gap_table", "lambdaloss_lists"]
@@ -304,18 +305,21 @@ def gap_table(width: int) -> np.ndarray:
 
 
 def lambdaloss_lists(scores: np.ndarray, rel: np.ndarray, mask: np.ndarray, scheme: str, mu: float, k: int | None,
-                     sigma: float, want_grad: bool, want_diag: bool) -> tuple[np.ndarray, np.ndarray | None,
-                                                                           np.ndarray | None]:
+                     sigma: float, want_grad: bool, want_diag: bool,
+                     marked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(value (n,), gradient (n, L) or None, Hessian diagonal (n, L) or None), unweighted,
     in the scores' dtype.  ``scores``, ``rel`` (validated: finite, >= 0 on the real items)
     and ``mask`` (n, L); ``scheme`` one of :data:`SCHEME_COEFFICIENTS`, ``k`` None or the
-    truncation rank.  The ranks, gains and discounts are formed per list in the kernel."""
+    truncation rank; ``marked`` the relevance with NaN at padding where the caller has it
+    (:func:`._ranking.ranknet_lists`).  The ranks, gains and discounts are formed per list
+    in the kernel."""
     if scheme not in SCHEME_COEFFICIENTS:
         raise ValueError(f"lambdaloss_lists: unknown scheme {scheme!r}, expected one of {tuple(SCHEME_COEFFICIENTS)}")
     flat_gain, flat_one, c_rho, c_delta, all_pairs = SCHEME_COEFFICIENTS[scheme]
     width = scores.shape[-1]
     top_k = width if k is None else min(int(k), width)
-    marked = np.where(mask, rel, np.nan)  # the one NumPy pass: padding marked NaN
+    if marked is None:
+        marked = mark_padding(rel, mask)  # in the relevance's dtype
     by_score = not (scheme == "ranknet" and k is None)  # else no weight depends on the ranks
     args = (discount_table(width, top_k), gap_table(width), by_score, scheme != "ranknet", flat_gain, flat_one,
             c_rho, float(mu) if c_delta is None else c_delta, all_pairs, top_k, float(sigma))

@@ -26,9 +26,11 @@ p = softmax(s) over the real items of a list; they differ in q only.  The refere
 Every loop is branch-free: padding (marked by a NaN grade in the kernel's copy) is a
 select to 0 (to z = 0 before the exponential, so that a padded score is never used),
 exp is the vectorisable one of :mod:`._fastmath`, and the sums are reassociated
-(``fastmath="reassoc"``): a few ulps from the reference.  The grades and gamma travel
-in one (n_lists, 1 or 2, L) array (``launch`` slices only the scores and the target by
-list).  Lists run in blocks through :func:`._row_margin.launch`.  Inputs arrive
+(``fastmath="reassoc"``): a few ulps from the reference.  The grades arrive marked
+(NaN at padding) from RankingLoss's one-pass check, and XE-NDCG's gamma travels in
+``launch``'s per-row weight slot, which it slices by list as it does the scores and
+the grades (the kernel applies no weight: the loss does), so that no (n_lists, 2, L)
+stack of the two is formed.  Lists run in blocks through :func:`._row_margin.launch`.  Inputs arrive
 validated (RankingLoss checks them in one pass, :mod:`._ranking_inputs`), so the
 kernel counts nothing.
 
@@ -43,7 +45,12 @@ session 13, after the input checks became one pass, :mod:`._ranking_inputs`):
     ListNet grad+hess diag   0.6-0.9 (reference 5.3-6.3) at 2000 x 120, 2.2-2.3 (14-17) at 20000 x 24
 
 Of a call the kernel itself takes 0.24 ms (2000 x 120) or 0.75 ms (20000 x 24); the
-checks' pass 0.09 or 0.25 ms, the rest the NaN-marked copy and the outputs.  XE-NDCG's
+checks' pass 0.09 or 0.25 ms, the rest the NaN-marked copy and the outputs.  Session 14
+moved the NaN-marked copy into the checks' pass (a NumPy ``where`` into fresh memory:
+0.26 ms at 2000 x 120, 0.59 at 20000 x 24, float64, one thread) and XE-NDCG's gamma
+into the row slot (the (n, 2, L) stack: 0.10 and 0.34 ms); value_grad, one thread,
+best of 3 runs' medians of 25: ListNet 1.16 -> 0.88 ms (2000 x 120) and 3.08 -> 2.48
+(20000 x 24), XE-NDCG 1.45 -> 0.96 and 4.15 -> 2.78.  XE-NDCG's
 default gamma draw is kept between calls of one seed and shape.  One thread, the kernel
 against the same loops with ``math.exp`` and branches (scalar): 0.46 against 2.9 ms at
 2000 x 120, 2.0 against 6.3 ms at 20000 x 24.  A float32 variant computing in float32
@@ -59,6 +66,7 @@ import numpy as np
 from numba import njit
 
 from . import _fastmath as fm
+from ._ranking import mark_padding
 from ._row_margin import launch
 
 __all__ = ["softmax_lists"]
@@ -69,11 +77,12 @@ _LN2 = math.log(2.0)
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def _softmax_lists(s, y, xendcg, sw, has_sw, v_out, g_out, h_out, want_g, want_h, counts):
+    """y: the grades, NaN at padding; sw: XE-NDCG's gamma (n, L) with ``xendcg`` (ListNet: not read)."""
     n, width = s.shape
     e = np.empty(width)
     t = np.empty(width)
     for li in range(n):
-        row, r = s[li], y[li, 0]
+        row, r = s[li], y[li]
         ks = _I64_MIN
         kr = _I64_MIN
         for j in range(width):  # the maxima over the real items
@@ -86,7 +95,7 @@ def _softmax_lists(s, y, xendcg, sw, has_sw, v_out, g_out, h_out, want_g, want_h
         st = 0.0
         sz = 0.0
         if xendcg:
-            gam = y[li, 1]
+            gam = sw[li]
             low = math.exp(-top * _LN2)  # 2^{-top}
             for j in range(width):
                 real = r[j] == r[j]
@@ -122,18 +131,19 @@ def _softmax_lists(s, y, xendcg, sw, has_sw, v_out, g_out, h_out, want_g, want_h
 
 
 def softmax_lists(scores: np.ndarray, rel: np.ndarray, mask: np.ndarray, gamma: np.ndarray | None,
-                  want_grad: bool, want_diag: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+                  want_grad: bool, want_diag: bool,
+                  marked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(value (n,), gradient (n, L) or None, Hessian diagonal (n, L) or None), unweighted,
     in the scores' dtype: ListNet's (``gamma`` None) or XE-NDCG's (``gamma`` its draw,
-    (n, L))."""
-    dt = scores.dtype.type
-    marked = np.where(mask, rel, dt(np.nan)).astype(scores.dtype, copy=False)
-    if gamma is None:
-        y = marked[:, None, :]  # a view: one NumPy pass in all
-    else:
-        y = np.empty((scores.shape[0], 2, scores.shape[1]), scores.dtype)
-        y[:, 0] = marked
-        y[:, 1] = gamma
-    v, g, h, _ = launch(_softmax_lists, scores, y, (gamma is not None,), None, want_grad, want_diag,
+    (n, L)).  ``marked``: the relevance with NaN at padding in the scores' dtype, where the
+    caller has it (RankingLoss's one-pass check writes it); else formed here."""
+    if marked is None:
+        marked = mark_padding(rel, mask, scores.dtype)
+    # gamma rides in launch's per-row slot (a row kernel's sample weights), which launch slices
+    # by list as it does the scores and the grades: no (n, 2, L) copy of the two; ListNet's
+    # slot holds an empty (n, 0) array, so that both compile the same code
+    rows = np.empty((scores.shape[0], 0), scores.dtype) if gamma is None else \
+        np.ascontiguousarray(gamma, dtype=scores.dtype)
+    v, g, h, _ = launch(_softmax_lists, scores, marked, (gamma is not None,), rows, want_grad, want_diag,
                         work=4 * scores.size)
     return v, (g if want_grad else None), (h if want_diag else None)

@@ -47,6 +47,29 @@ class RankingLoss(BatchLoss):
         g, h = (fused[1], fused[2]) if fused is not None else self._grad_and_diag(xp, data)
         return {"scores": per_list(w, g, 1)}, {"scores": per_list(w, h, 1)}
 
+    def grad_hess_bound(self, sample_weight: Any = None, **inputs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(``grad``, the absolute row sums of the Hessian blocks of sum(w * value)): a
+        diagonal D with D - H positive semidefinite per list, what a boosting engine's
+        ``hessian="upper_bound"`` takes; one evaluation, and no (n_lists, L, L) array where
+        the loss has a shortcut (ListNet, XE-NDCG: 2 p (1 - p); RankNet, LambdaLoss: twice
+        the diagonal; ApproxNDCG: its blocks kernel's row sums)."""
+        xp, data, w = self._prepare_batch(inputs, sample_weight)
+        g, bound = self._grad_and_bound(xp, data)
+        return {"scores": per_list(w, g, 1)}, {"scores": per_list(w, bound, 1)}  # w >= 0
+
+    def _grad_and_bound(self, xp: Any, data: dict[str, Any]) -> tuple[Any, Any]:
+        """(unweighted gradient, absolute row sums of the blocks): from the blocks; losses
+        with a shortcut override it."""
+        return self._value_and_grad(xp, data)[1], xp.sum(xp.abs(self._second(xp, data, "full", None)), axis=-1)
+
+    def _grad_and_twice_diag(self, xp: Any, data: dict[str, Any]) -> tuple[Any, Any]:
+        """:meth:`_grad_and_bound` of a Hessian whose off-diagonal row entries are <= 0 and
+        sum to minus the diagonal (a Laplacian of non-negative pair weights, or
+        diag(p) - p p^T with sum p = 1): the absolute row sums are twice the diagonal."""
+        fused = self._fused(xp, data, want_grad=True, want_diag=True)
+        g, h = (fused[1], fused[2]) if fused is not None else self._grad_and_diag(xp, data)
+        return g, 2.0 * h
+
     def _grad_and_diag(self, xp: Any, data: dict[str, Any]) -> tuple[Any, Any]:
         """(unweighted gradient, Hessian diagonal) by the reference; losses sharing work between
         the two override it."""
@@ -81,7 +104,7 @@ class RankingLoss(BatchLoss):
                 raise TypeError(f"mask must be a boolean array (True = real item, False = padding), got dtype {mb.dtype}")
         checked = _one_pass_check(s, rel, mb)
         if checked is not None:  # every check passed, in one pass
-            return self._prepared(xp, inputs, sample_weight, s, checked, mb)
+            return self._prepared(xp, inputs, sample_weight, s, checked[0], mb, checked[1])
         counts = xp.sum(xp.astype(mb, xp.int64), axis=-1)
         if not bool(xp.all(counts >= 2)):
             bad = np.flatnonzero(np.asarray(array_api_compat.to_device(counts, "cpu")) < 2).tolist()
@@ -96,9 +119,12 @@ class RankingLoss(BatchLoss):
         V.check_all(xp, relv >= 0, "relevance", "non-negative graded relevance on real (unmasked) items")
         return self._prepared(xp, inputs, sample_weight, s, relv, mb)
 
-    def _prepared(self, xp: Any, inputs: dict[str, Any], sample_weight: Any, s: Any, rel: Any, mb: Any) -> tuple:
-        """(xp, data, w) from checked scores, relevance (0 at padding) and mask."""
-        data = {"s": s, "rel": rel, "mb": mb}
+    def _prepared(self, xp: Any, inputs: dict[str, Any], sample_weight: Any, s: Any, rel: Any, mb: Any,
+                  marked: Any = None) -> tuple:
+        """(xp, data, w) from checked scores, relevance (0 at padding) and mask; ``marked``
+        the relevance with NaN at padding where the one-pass check wrote it (data["marked"],
+        what the list kernels read; None: they mark it themselves)."""
+        data = {"s": s, "rel": rel, "mb": mb, "marked": marked}
         data.update(self._extra(xp, inputs, s, mb))
         w = V.as_sample_weight(sample_weight, xp, (s.shape[0],), s)
         return xp, data, w
@@ -167,16 +193,17 @@ def list_kernel_applies(s: Any) -> bool:
     return bool(config.use_kernels) and s.size * s.shape[-1] >= config.kernel_threshold
 
 
-def _one_pass_check(s: Any, rel: Any, mb: Any) -> Any:
-    """The relevance zeroed at padding where :func:`list_kernel_applies` and every check of
-    :meth:`RankingLoss._prepare` passes, from one pass (:mod:`lossgrad.kernels._ranking_inputs`);
-    None where the reference checks must run (they raise on what the pass flagged)."""
+def _one_pass_check(s: Any, rel: Any, mb: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """(the relevance zeroed at padding, the relevance NaN at padding) where
+    :func:`list_kernel_applies` and every check of :meth:`RankingLoss._prepare` passes, from
+    one pass (:mod:`lossgrad.kernels._ranking_inputs`); None where the reference checks must
+    run (they raise on what the pass flagged)."""
     if not (list_kernel_applies(s) and isinstance(rel, np.ndarray) and isinstance(mb, np.ndarray)):
         return None
     from ..kernels._ranking_inputs import check_lists
 
-    relv, flagged = check_lists(s, rel, mb)
-    return None if flagged else relv
+    relv, marked, flagged = check_lists(s, rel, mb)
+    return None if flagged else (relv, marked)
 
 
 def per_list(w: Any, a: Any, trailing: int) -> Any:

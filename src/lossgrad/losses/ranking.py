@@ -16,8 +16,9 @@ sum_l w_l value_l w.r.t. the scores is block diagonal with one (list_len, list_l
 block per list.  ``hess`` returns the blocks ``{"scores": (n_lists, L, L)}``,
 ``hess_diag`` their diagonals ``{"scores": (n_lists, L)}`` (what a boosting engine
 takes per document), ``grad_hess_diag`` both first- and second-order parts in one
-pass, and ``hvp(v)`` the product with a direction ``{"scores": (n_lists, L)}`` without
-forming the blocks.  Rows and columns of padded items are 0.  Two shapes recur:
+pass, ``grad_hess_bound`` the gradient and the absolute row sums of the blocks (a
+diagonal majoriser: a boosting engine's ``hessian="upper_bound"``), and ``hvp(v)`` the
+product with a direction ``{"scores": (n_lists, L)}`` without forming the blocks.  Rows and columns of padded items are 0.  Two shapes recur:
 
 * softmax: d^2/ds^2 of -sum_i t_i log softmax(s)_i with sum_i t_i = 1 is
   diag(p) - p p^T (ListNet, XE-NDCG; independent of the target t);
@@ -62,11 +63,15 @@ class _SoftmaxList(RankingLoss):
         p, _ = masked_softmax(xp, data["s"], data["mb"])
         return softmax_second(xp, p, what, v)
 
+    def _grad_and_bound(self, xp, data):
+        return self._grad_and_twice_diag(xp, data)  # |p_k - p_k^2| + sum_{j != k} p_k p_j = 2 p_k (1 - p_k)
+
     def _list_kernel(self, xp, data, want_grad, want_diag):
         from ..kernels._ranking_softmax import softmax_lists
 
         # XE-NDCG's inputs carry its gamma draw; ListNet's have none (its target is softmax(relevance))
-        return softmax_lists(data["s"], data["rel"], data["mb"], data.get("gamma"), want_grad, want_diag)
+        return softmax_lists(data["s"], data["rel"], data["mb"], data.get("gamma"), want_grad, want_diag,
+                             data.get("marked"))
 
 
 @register("listnet", "ranking")
@@ -171,10 +176,14 @@ class RankNet(RankingLoss):
         pairs = self._pairs(xp, data)
         return self._grad(xp, *pairs), self._second(xp, data, "diag", None, pairs)
 
+    def _grad_and_bound(self, xp, data):
+        return self._grad_and_twice_diag(xp, data)  # the Laplacian of c >= 0
+
     def _list_kernel(self, xp, data, want_grad, want_diag):
         from ..kernels._ranking import ranknet_lists
 
-        return ranknet_lists(data["s"], data["rel"], data["mb"], self.sigma, self.normalize, want_grad, want_diag)
+        return ranknet_lists(data["s"], data["rel"], data["mb"], self.sigma, self.normalize, want_grad, want_diag,
+                             data.get("marked"))
 
     def _pairs(self, xp, data):
         """x = sigma (s_i - s_j), e = exp(-|x|) (the one exponential: softplus(-x) = max(-x, 0)
@@ -313,7 +322,8 @@ class ApproxNDCG(RankingLoss):
     Not convex; bounded in [-1, 0].  Value, gradient and Hessian diagonal of float32/float64
     NumPy scores come from a list kernel (:mod:`lossgrad.kernels._ranking_approx`: one
     exponential per pair and pass, no (L, L) array), and so do the blocks (and the hvp, as
-    blocks times v): O(L^3) per list, with no (n, L, L) array but the blocks.
+    blocks times v): O(L^3) per list, with no (n, L, L) array but the blocks; and
+    ``grad_hess_bound``'s absolute row sums of the blocks, with no (n, L, L) array at all.
     Reference: Qin, Liu & Li (2010), A general approximation framework for direct
     optimization of information retrieval measures, Information Retrieval 13(4);
     TF-Ranking ``ApproxNDCGLoss`` (temperature = 1/alpha).
@@ -346,17 +356,25 @@ class ApproxNDCG(RankingLoss):
         q = self._smooth_ranks(xp, data)
         return -_symmetric_t_times(xp, q["jac"], q["a"]), self._second(xp, data, "diag", None, q)
 
+    def _grad_and_bound(self, xp, data):
+        if not list_kernel_applies(data["s"]):
+            return super()._grad_and_bound(xp, data)
+        from ..kernels._ranking_approx import approx_ndcg_grad_bound
+
+        return approx_ndcg_grad_bound(data["s"], data["rel"], data["mb"], self.temperature, data.get("marked"))
+
     def _list_kernel(self, xp, data, want_grad, want_diag):
         from ..kernels._ranking_approx import approx_ndcg_lists
 
-        return approx_ndcg_lists(data["s"], data["rel"], data["mb"], self.temperature, want_grad, want_diag)
+        return approx_ndcg_lists(data["s"], data["rel"], data["mb"], self.temperature, want_grad, want_diag,
+                                 data.get("marked"))
 
     def _second(self, xp, data, what, v, q=None):
         """-(J^T diag(b) J + Lap(M + M^T)) with b = d^2NDCG/dpi^2 and M_ij = a_i sigma''(u_ij) / T^2."""
         if what != "diag" and list_kernel_applies(data["s"]):  # the blocks kernel; the hvp as blocks @ v
             from ..kernels._ranking_approx import approx_ndcg_blocks
 
-            blocks = approx_ndcg_blocks(data["s"], data["rel"], data["mb"], self.temperature)
+            blocks = approx_ndcg_blocks(data["s"], data["rel"], data["mb"], self.temperature, data.get("marked"))
             return blocks if what == "full" else np.squeeze(blocks @ v[:, :, None], axis=-1)
         q = self._smooth_ranks(xp, data) if q is None else q
         a, jac = q["a"], q["jac"]

@@ -188,6 +188,9 @@ class LambdaLoss(RankingLoss):
         pairs = self._pairs(xp, data)
         return self._grad(xp, *pairs), self._second(xp, data, "diag", None, pairs)
 
+    def _grad_and_bound(self, xp, data):
+        return self._grad_and_twice_diag(xp, data)  # the Laplacian of w c >= 0
+
     def _list_kernel(self, xp, data, want_grad, want_diag):
         """:mod:`lossgrad.kernels._ranking_lambda`, which forms each list's ranks, gains
         G/maxDCG and discounts itself, as :meth:`_ranks`, :meth:`_gains` and :meth:`_discount`
@@ -195,7 +198,7 @@ class LambdaLoss(RankingLoss):
         from ..kernels._ranking_lambda import lambdaloss_lists
 
         return lambdaloss_lists(data["s"], data["rel"], data["mb"], self.scheme, self.mu, self.k, self.sigma,
-                                want_grad, want_diag)
+                                want_grad, want_diag, data.get("marked"))
 
     def _pairs(self, xp, data):
         """x = sigma (s_i - s_j), e = exp(-|x|) (the one exponential per pair, as RankNet's)

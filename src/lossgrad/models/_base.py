@@ -12,6 +12,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from .._core import Loss
 from .._registry import get
+from ..kernels._parallel import blas_single_thread
 from ..robust._gradient import METHODS
 from ._objective import LinearObjective
 from ._robust_gradient import RobustGradientObjective
@@ -120,13 +121,14 @@ class LinearBase(BaseEstimator):
         else:
             obj = RobustGradientObjective(*args, gradient=self.gradient, gradient_params=dict(self.gradient_params or {}))
         theta0 = np.zeros(obj.size)
-        theta, n_iter, converged, history = solve(obj, solver, theta0, tol=self.tol, max_iter=self.max_iter,
-                                         learning_rate=self.learning_rate)
+        with blas_single_thread():  # the products run as lossgrad kernels (models/_products.py)
+            theta, n_iter, converged, history = solve(obj, solver, theta0, tol=self.tol, max_iter=self.max_iter,
+                                                      learning_rate=self.learning_rate)
+            self.objective_ = obj.value(theta)
         if not converged:
             warnings.warn(f"solver {solver!r} stopped after {n_iter} iterations without reaching tol={self.tol}",
                           FitWarning, stacklevel=3)
         self.solver_, self.n_iter_, self.converged_, self.loss_ = solver, n_iter, converged, loss
-        self.objective_ = obj.value(theta)
         self.loss_curve_ = history  # the objective J at each accepted iterate
         return theta
 

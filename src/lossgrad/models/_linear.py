@@ -10,6 +10,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.metaestimators import available_if
 
 from .. import _xp
+from .._validation import NUMPY
 from ._base import LinearBase
 
 __all__ = ["LinearRegressor", "LinearClassifier"]
@@ -40,7 +41,7 @@ class LinearRegressor(RegressorMixin, LinearBase):
         loss = self._resolve_loss("pointwise")
         X, y = self._validate_fit_data(X, y)
         y = np.asarray(y, dtype=np.float64)
-        loss._check_target(np, y)
+        loss._check_target(NUMPY, y)
         theta = self._fit_objective(loss, X, y, sample_weight, None)
         self.intercept_ = float(theta[0]) if self.fit_intercept else 0.0
         self.coef_ = theta[1:] if self.fit_intercept else theta

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._config import config_context
+from . import _products
 
 __all__ = ["LinearObjective"]
 
@@ -52,7 +53,7 @@ class LinearObjective:
 
     def scores(self, theta: np.ndarray) -> np.ndarray:
         b, W = self.unpack(theta)
-        return self.X @ W + b
+        return _products.matmul(self.X, W, b)
 
     def _penalty_mask(self) -> np.ndarray:
         shape = (self.n_coef,) if self.n_outputs is None else (self.n_coef, self.n_outputs)
@@ -64,7 +65,7 @@ class LinearObjective:
     def _back(self, G: np.ndarray) -> np.ndarray:
         """X1^T G for G (n,) or (n, K)."""
         top = [G.sum(axis=0, keepdims=True)] if self.fit_intercept else []
-        XG = self.X.T @ G
+        XG = _products.rmatmul(self.X, G)
         return np.concatenate(top + [XG.reshape((self.p,) + G.shape[1:])], axis=0).ravel()
 
     def smooth_value_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -123,11 +124,12 @@ class LinearObjective:
         mask = self._penalty_mask()
         value = float(np.sum(v)) / self.sw_total + 0.5 * self.l2 * float(np.sum(mask * theta * theta))
         if hessian_rows is None:
-            Hxx, xg, xh = _gram_and_moments(self.X, g / self.sw_total, h / self.sw_total)
+            Hxx, xg, xh = _products.gram_and_moments(self.X, g / self.sw_total, h / self.sw_total)
         else:
-            xg, xh = (np.stack([g, h]) @ self.X) / self.sw_total
+            xg, xh = _products.rmatmul2(self.X, g, h)
+            xg, xh = xg / self.sw_total, xh / self.sw_total
             scale = len(self.X) / (len(hessian_rows) * self.sw_total)
-            Hxx = _gram_and_moments(self._rows(hessian_rows), h[hessian_rows], h[hessian_rows])[0] * scale
+            Hxx = _products.gram(self._rows(hessian_rows), h[hessian_rows]) * scale
         grad = (np.concatenate(([np.sum(g) / self.sw_total], xg)) if self.fit_intercept else xg) + self.l2 * mask * theta
         if self.fit_intercept:
             H = np.empty((self.n_coef, self.n_coef))
@@ -149,7 +151,7 @@ class LinearObjective:
         """Hessian-vector product of the smooth part (row losses), without forming the Hessian."""
         F = self.scores(theta)
         b, V = self.unpack(v)
-        dF = self.X @ V + b
+        dF = _products.matmul(self.X, V, b)
         with config_context(assume_valid=True):
             HdF = self.loss.hvp(self.y, F, dF, self.sw)
         return self._back(HdF) / self.sw_total + self.l2 * self._penalty_mask() * v
@@ -169,21 +171,3 @@ class LinearObjective:
         top = np.linalg.eigvalsh((X1 * w[:, None]).T @ X1)[-1]
         return float(beta * top + self.l2)
 
-
-def _gram_and_moments(X: np.ndarray, g: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(X^T diag(h) X, X^T g, X^T h) in one pass over X: row chunks of about 2 MB stay in
-    cache while the three products read them, and one buffer is reused (no n x p temporary)."""
-    n, p = X.shape
-    rows = int(min(65536, max(256, 262144 // max(p, 1))))
-    gram, moments = np.zeros((p, p)), np.zeros((2, p))
-    buf = np.empty((min(rows, n), p))
-    gh = np.empty((2, min(rows, n)))
-    for start in range(0, n, rows):
-        Xc = X[start : start + rows]
-        m = len(Xc)
-        b, gh_c = buf[:m], gh[:, :m]
-        np.multiply(Xc, h[start : start + m, None], out=b)
-        gram += b.T @ Xc
-        gh_c[0], gh_c[1] = g[start : start + m], h[start : start + m]
-        moments += gh_c @ Xc
-    return gram, moments[0], moments[1]

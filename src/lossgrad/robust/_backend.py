@@ -24,17 +24,19 @@ class NumpyBackend:
         self.n, self.p = X.shape
 
     def normal_equations(self, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(X1^T W X1, X1^T W y), X1 = (1, X) with an intercept, W = diag(w) (the identity
+        for None): one chunked pass of BLAS over X for the Gram block and one compiled pass
+        for X^T (w y) and X^T w (:mod:`lossgrad.models._products`), no n x p temporary."""
+        # imported on first use: `import lossgrad.robust` does not load lossgrad.models
+        from ..models import _products
+
         X, y = self.X, self.y
-        if w is None:
-            Xw, yw, sw = X, y, float(self.n)
-            G, b = X.T @ X, X.T @ y
-        else:
-            Xw, yw, sw = X * w[:, None], y * w, float(np.sum(w))
-            G, b = Xw.T @ X, Xw.T @ y
+        w = np.ones(self.n) if w is None else np.asarray(w, dtype=np.float64)
+        yw = y * w
+        G, b, xs = _products.gram_and_moments(X, yw, w)
         if not self.fit_intercept:
             return G, b
-        xs = np.sum(Xw, axis=0)
-        top = np.concatenate([[sw], xs])
+        top = np.concatenate([[float(np.sum(w))], xs])
         G = np.block([[top[None, :]], [xs[:, None], G]])
         return G, np.concatenate([[np.sum(yw)], b])
 
@@ -43,9 +45,11 @@ class NumpyBackend:
         return float(np.sqrt(np.mean(self.y * self.y)))
 
     def residuals(self, beta: np.ndarray) -> np.ndarray:
+        from ..models import _products
+
         if self.fit_intercept:
-            return self.y - (self.X @ beta[1:] + beta[0])
-        return self.y - self.X @ beta
+            return self.y - _products.matmul(self.X, beta[1:], beta[0])
+        return self.y - _products.matmul(self.X, beta)
 
     def scale(self, r: np.ndarray, how: Any, df_resid: float) -> float:
         if how == "mad":

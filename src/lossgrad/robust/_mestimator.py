@@ -27,6 +27,7 @@ from .._config import config_context
 from .._core import ResidualLoss
 from .._registry import get
 from .._validation import LossgradWarning
+from ..kernels._parallel import blas_single_thread
 from ._backend import DaskBackend, NumpyBackend
 from ._scale import _is_dask
 
@@ -86,6 +87,10 @@ class MEstimator(RegressorMixin, BaseEstimator):
         loss = self._resolve_loss()
         self._check_settings()
         backend = self._backend(X, y)
+        with blas_single_thread():  # the products run as lossgrad kernels (lossgrad.models._products)
+            return self._fit(backend, loss)
+
+    def _fit(self, backend, loss: ResidualLoss) -> MEstimator:
         n, p = backend.n, backend.p + int(self.fit_intercept)
         self.n_features_in_ = backend.p
         df_resid = n - p
@@ -106,7 +111,7 @@ class MEstimator(RegressorMixin, BaseEstimator):
         while it < self.max_iter:
             if s <= collapse:
                 warnings.warn("the residual scale is 0 (a perfect fit of the data): IRLS stops at the least-squares start; "
-                              "robust weights are undefined", ConvergenceWarning, stacklevel=2)
+                              "robust weights are undefined", ConvergenceWarning, stacklevel=3)
                 break
             it += 1
             w = backend.weights(lambda rr, s=s: weight_fn(rr / s), r)
@@ -115,7 +120,7 @@ class MEstimator(RegressorMixin, BaseEstimator):
                 beta_new = linalg.solve(G, b, assume_a="pos")
             except (linalg.LinAlgError, ValueError):
                 warnings.warn(f"the weighted normal equations became singular at iteration {it} (too many zero weights); "
-                              "stopping at the previous iterate", ConvergenceWarning, stacklevel=2)
+                              "stopping at the previous iterate", ConvergenceWarning, stacklevel=3)
                 break
             r = backend.residuals(beta_new)
             s_new = self._scale_of(backend, r, df_resid, start=False) if self.update_scale else s
@@ -127,7 +132,7 @@ class MEstimator(RegressorMixin, BaseEstimator):
                 break
         else:
             warnings.warn(f"IRLS did not converge in max_iter={self.max_iter} iterations (tol={self.tol}); "
-                          "increase max_iter or loosen tol", ConvergenceWarning, stacklevel=2)
+                          "increase max_iter or loosen tol", ConvergenceWarning, stacklevel=3)
 
         self.loss_ = loss
         self.n_iter_, self.converged_, self.scale_ = it, converged, float(s)
@@ -169,7 +174,7 @@ class MEstimator(RegressorMixin, BaseEstimator):
         m = s_dpsi / n
         var_dpsi = ss_dpsi / n - m * m
         if m <= 0:
-            warnings.warn("the mean of psi'(r/s) is not positive: standard errors are undefined", ConvergenceWarning, stacklevel=3)
+            warnings.warn("the mean of psi'(r/s) is not positive: standard errors are undefined", ConvergenceWarning, stacklevel=4)
             return np.full((p, p), np.nan)
         df_model_plus_1 = p if self.fit_intercept else p + 1
         k = 1.0 + df_model_plus_1 / n * var_dpsi / (m * m)
