@@ -15,7 +15,8 @@ from ranking_kernel_checks import (
 )
 
 import lossgrad
-from lossgrad.kernels._ranking_approx import approx_ndcg_blocks, approx_ndcg_lists
+from lossgrad.kernels._ranking_approx import approx_ndcg_lists
+from lossgrad.kernels._ranking_approx_blocks import approx_ndcg_blocks
 from lossgrad.losses.ranking import ApproxNDCG
 
 LOSSES = [ApproxNDCG(), ApproxNDCG(temperature=0.1), ApproxNDCG(temperature=3.0)]
@@ -90,11 +91,12 @@ def test_outputs_asked_for():
 
 def test_small_inputs_other_arrays_and_the_switch_use_the_reference(monkeypatch):
     import lossgrad.kernels._ranking_approx as K
+    import lossgrad.kernels._ranking_approx_blocks as KB
 
     calls = []
-    for name in ("approx_ndcg_lists", "approx_ndcg_blocks"):
-        original = getattr(K, name)
-        monkeypatch.setattr(K, name, lambda *a, _name=name, _f=original: calls.append(_name) or _f(*a))
+    for module, name in ((K, "approx_ndcg_lists"), (KB, "approx_ndcg_blocks")):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _name=name, _f=original: calls.append(_name) or _f(*a))
     s, r, m = _lists(2, 4, 10)  # 400 pair entries: below kernel_threshold
     ApproxNDCG().grad_hess_diag(scores=s, relevance=r, mask=m)
     ApproxNDCG().hess(scores=s, relevance=r, mask=m)
@@ -284,7 +286,7 @@ def _bound_reference(loss, s, r, m):
 @pytest.mark.parametrize("n", [100, 90])  # a full group and a partial one of 36 / the loop per list for 26
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_grad_bound_equals_the_blocks_row_sums(width, n, dtype):
-    from lossgrad.kernels._ranking_approx import approx_ndcg_grad_bound
+    from lossgrad.kernels._ranking_approx_blocks import approx_ndcg_grad_bound
 
     s, r, m = _short_lists(width + 7 * n, n, width, dtype)
     for loss in LOSSES:
@@ -302,7 +304,7 @@ def test_grad_bound_equals_the_blocks_row_sums(width, n, dtype):
 @pytest.mark.parametrize("width", [7, 29, 40])
 def test_grad_bound_lanes_equal_the_loop_per_list(width):
     """The lists through the lanes == each list alone (the loop per list), and split over threads."""
-    from lossgrad.kernels._ranking_approx import approx_ndcg_grad_bound
+    from lossgrad.kernels._ranking_approx_blocks import approx_ndcg_grad_bound
 
     s, r, m = _short_lists(width + 1, 100, width)
     with _one_block():
@@ -317,7 +319,7 @@ def test_grad_bound_lanes_equal_the_loop_per_list(width):
 
 @pytest.mark.parametrize("width", [24, 60])
 def test_grad_bound_never_reads_padding_and_saturates(width):
-    from lossgrad.kernels._ranking_approx import approx_ndcg_grad_bound
+    from lossgrad.kernels._ranking_approx_blocks import approx_ndcg_grad_bound
 
     s, r, m = _short_lists(3, 100, width)
     outputs = []

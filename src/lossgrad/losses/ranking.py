@@ -359,7 +359,7 @@ class ApproxNDCG(RankingLoss):
     def _grad_and_bound(self, xp, data):
         if not list_kernel_applies(data["s"]):
             return super()._grad_and_bound(xp, data)
-        from ..kernels._ranking_approx import approx_ndcg_grad_bound
+        from ..kernels._ranking_approx_blocks import approx_ndcg_grad_bound
 
         return approx_ndcg_grad_bound(data["s"], data["rel"], data["mb"], self.temperature, data.get("marked"))
 
@@ -372,7 +372,7 @@ class ApproxNDCG(RankingLoss):
     def _second(self, xp, data, what, v, q=None):
         """-(J^T diag(b) J + Lap(M + M^T)) with b = d^2NDCG/dpi^2 and M_ij = a_i sigma''(u_ij) / T^2."""
         if what != "diag" and list_kernel_applies(data["s"]):  # the blocks kernel; the hvp as blocks @ v
-            from ..kernels._ranking_approx import approx_ndcg_blocks
+            from ..kernels._ranking_approx_blocks import approx_ndcg_blocks
 
             blocks = approx_ndcg_blocks(data["s"], data["rel"], data["mb"], self.temperature, data.get("marked"))
             return blocks if what == "full" else np.squeeze(blocks @ v[:, :, None], axis=-1)
