@@ -262,3 +262,19 @@ def test_large_fits_through_the_products_match_numpy_products(solver, monkeypatc
     assert abs(ours.n_iter_ - ref.n_iter_) <= max(3, ref.n_iter_ // 10)
     np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(ours.intercept_, ref.intercept_, rtol=1e-7, atol=1e-9)
+
+
+def test_wide_products_go_to_numpy():
+    """More than 8 columns of W or G (compute-bound products) are BLAS's: NumPy's result
+    bit for bit; up to 8, the kernels agree with it to rounding."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(3000, 30))
+    for m in (1, 8, 9, 40):
+        W, G, b = rng.normal(size=(30, m)), rng.normal(size=(3000, m)), rng.normal(size=m)
+        got, back = _products.matmul(X, W, b), _products.rmatmul(X, G)
+        if m > _products._MAX_COLUMNS:
+            np.testing.assert_array_equal(got, X @ W + b)
+            np.testing.assert_array_equal(back, X.T @ G)
+        else:
+            np.testing.assert_allclose(got, X @ W + b, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(back, X.T @ G, rtol=1e-12, atol=1e-10)
