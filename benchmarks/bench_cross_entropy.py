@@ -12,10 +12,16 @@ the logits, write the gradient) at the copy rate measured in the same run.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 
-from lossgrad.kernels.bench import CE_NARROW_SHAPE, CE_SHAPES, copy_bandwidth, format_table, suite_cross_entropy
+from lossgrad.kernels.bench import (
+    CE_NARROW_SHAPE,
+    CE_SHAPES,
+    copy_rates,
+    format_table,
+    machine,
+    median_copy_rate,
+    suite_cross_entropy,
+)
 
 
 def main() -> None:
@@ -26,12 +32,11 @@ def main() -> None:
     shapes = CE_SHAPES + (CE_NARROW_SHAPE,)
     shapes = tuple((n // 16, k) for n, k in shapes) if a.quick else shapes
     repeat = 3 if a.quick else a.repeat
-    bw = copy_bandwidth()
-    print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"copy bandwidth {bw / 1e9:.1f} GB/s (read + write)")
+    print(f"# machine: {machine()}")
     rows = suite_cross_entropy(shapes=shapes, repeat=repeat, log=lambda s: print(s, flush=True))
     print()
-    print(format_table(rows, bw))
+    print(f"# {copy_rates(rows)}")
+    print(format_table(rows, median_copy_rate(rows)))
 
 
 if __name__ == "__main__":

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import pointwise_cases
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lossgrad
-from conftest import pointwise_cases
 
 CASES = pointwise_cases()
 LOSSES = st.sampled_from([c[1] for c in CASES])

@@ -19,12 +19,33 @@ def test_run_bench_tiny_produces_a_full_table():
     assert sum("| cross_entropy | grad_hess_diag | 64x8 |" in ln for ln in lines) == 2
     canary = run_bench(n=2000, shape=(16, 4), repeat=1, peers=("numpy",), losses=("squared_error",))
     assert sum("squared_error (out=)" in ln for ln in canary.splitlines()) == 2  # f64 and f32
-    assert "copy bandwidth" in out
+    assert re.search(r"copy rate \d+\.\d GB/s", out) and "cores" in out
     for ln in lines:
         cells = [c.strip() for c in ln.strip("|").split("|")]
         assert re.fullmatch(r"\d+\.\d\d", cells[5]), ln  # lossgrad's time
-        assert cells[-2].endswith("(numpy)") or cells[-2].endswith("(sklearn)"), ln
+        assert cells[-3].endswith("(numpy)") or cells[-3].endswith("(sklearn)"), ln
+        assert re.fullmatch(r"\d+\.\d", cells[-2]), ln  # the copy rate measured with the row
         assert cells[-1].endswith("%"), ln
+
+
+def test_each_row_carries_the_copy_rate_measured_in_its_rounds():
+    """The % of the bandwidth floor divides by the row's own copy rate: rows of one run
+    get different rates, and the table's percentage is bytes / rate / lossgrad's time."""
+    rows = B.suite_pointwise(sizes=(3000,), dtypes=("float64",), losses=("huber",), ops=("value", "grad_hess"),
+                             repeat=1, peers=("numpy",), copy_elements=2000)
+    assert len(rows) == 2 and all(r.copy_rate and r.copy_rate > 0 for r in rows)
+    in_cache = B.suite_pointwise(sizes=(3000,), dtypes=("float64",), losses=("huber",), ops=("value",), repeat=1,
+                                 peers=("numpy",), copy_elements=100_000)  # moves under a quarter of the copy's bytes
+    assert in_cache[0].copy_rate is None
+    assert all("_copy" not in r.times and r.best_peer[0] == "numpy" for r in rows)
+    r = rows[0]
+    r.copy_rate, r.times["lossgrad"] = 2.0 * r.bytes_moved, 1.0  # the floor is 0.5 s: 50%
+    cells = [c.strip() for c in B.format_table([r], bandwidth=1.0, header=False).strip("|").split("|")]
+    assert cells[-1] == "50%" and cells[-2] == f"{2.0 * r.bytes_moved / 1e9:.1f}"
+    r.copy_rate = None  # no rate of its own: the given bandwidth
+    cells = [c.strip() for c in B.format_table([r], bandwidth=r.bytes_moved / 4.0, header=False).strip("|").split("|")]
+    assert cells[-1] == "400%"
+    assert "copy rate not measured" == B.copy_rates([r])
 
 
 def test_peers_compute_the_same_losses_as_lossgrad():
@@ -73,7 +94,7 @@ def test_lossgrad_bench_command_runs():
                                    "--peer", "numpy"])
     assert res.exit_code == 0, res.output
     assert "| B | cross_entropy | value_grad | 32x5 | float64 |" in res.output
-    assert "copy bandwidth" in res.output
+    assert "copy rate" in res.output
 
 
 def test_small_calls_script_times_every_column():

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_segmentation import IDS, INSTANCES, _cases, _labels, _targets
 
 import lossgrad
 from lossgrad.losses.segmentation import Dice, LovaszHinge, LovaszSoftmax, SoftJaccard, Tversky
-from test_segmentation import IDS, INSTANCES, _cases, _labels, _targets
 
 REGION = (Dice, Tversky, SoftJaccard)
 

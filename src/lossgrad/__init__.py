@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from . import losses
+from ._batch import BatchLoss
 from ._config import config_context, get_config, set_config
 from ._core import (
     Loss,
@@ -19,10 +20,9 @@ from ._core import (
     ResidualLoss,
     Scaled,
 )
-from ._batch import BatchLoss
-from ._row import RowLoss
 from ._props import Basis, Formula, Kink, Props, Shape, Side
 from ._registry import CatalogEntry, catalog, get
+from ._row import RowLoss
 from ._validation import LossgradWarning
 from .losses import *  # noqa: F401,F403
 

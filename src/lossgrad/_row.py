@@ -22,7 +22,6 @@ that sup is infinite (growing with the scores or with K), unless the name is lis
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass
 from typing import Any, ClassVar
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from ._app import app
 
-# One import per subcommand module (the import registers its commands on `app`).
+# One import per subcommand module (the import registers its commands on `app`), in the
+# order `lossgrad --help` lists them: not sorted.
+# isort: off
 from . import catalog  # noqa: E402,F401  list
 from . import show  # noqa: E402,F401  show
 from . import check  # noqa: E402,F401  check
@@ -22,6 +24,7 @@ from . import fit  # noqa: E402,F401  fit
 from . import plot  # noqa: E402,F401  plot
 from . import derive  # noqa: E402,F401  derive
 from . import bench  # noqa: E402,F401  bench
+# isort: on
 
 __all__ = ["app", "main"]
 

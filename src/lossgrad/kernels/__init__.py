@@ -36,9 +36,9 @@ import numpy as np
 from .. import _validation as V
 from .._config import get_config
 from ._cross_entropy import cross_entropy_value_grad
+from ._driver import code_of, kernel, run_pointwise
 from ._output_pool import clear as clear_output_pool
 from ._output_pool import pooled_bytes as output_pool_bytes
-from ._driver import code_of, kernel, run_pointwise
 from ._parallel import _SPLIT_MIN, layer_threads, n_threads
 from ._rowdispatch import evaluate_row, row_kernel_supports
 from ._table import POINTWISE, VALUE_ONLY, Y_MARGIN, Spec, spec_for

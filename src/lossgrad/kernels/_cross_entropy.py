@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from . import _output_pool
 from . import _cross_entropy_narrow as _narrow
 from . import _fastmath as fm
+from . import _output_pool
 from ._driver import not_probability
 from ._parallel import parallel_copy, part_bounds, run_in_parts, split_plan, sum_parts
 

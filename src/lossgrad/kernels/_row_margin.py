@@ -59,8 +59,8 @@ from numba import njit, prange
 
 from .. import _validation as V
 from .._config import get_config
-from . import _output_pool
 from . import _fastmath as fm
+from . import _output_pool
 from ._driver import not_probability
 from ._parallel import parallel_copy, part_bounds, run_in_parts, split_plan, sum_parts
 

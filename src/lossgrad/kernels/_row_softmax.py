@@ -75,8 +75,8 @@ from numba import njit, prange
 from .. import _validation as V
 from .._config import get_config
 from .._row import prob_tolerance
-from . import _output_pool
 from . import _fastmath as fm
+from . import _output_pool
 from ._cross_entropy import _row_max
 from ._parallel import parallel_copy, part_bounds, run_in_parts, split_plan, sum_parts
 from ._row_softmax_probs import focal_probs, kl_probs, poly1_probs

@@ -14,9 +14,9 @@ Domain codes (they mirror each class's ``_check_target``/``_check_prediction``):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-import math
 from typing import Any
 
 import numpy as np

@@ -25,8 +25,12 @@ Every implementation allocates its outputs on each call, except the row
 the implementations of a row measured in turn, each timed run right after an
 untimed run of the same implementation (see :func:`_medians`).  The
 bandwidth floor of an op is (bytes read + bytes written) / copy rate, the copy rate
-measured with ``np.copyto`` of a 2 x 10^7 float64 array (one part per core, in threads) in the same run; the table
-gives lossgrad's time as a percentage of that floor's speed (100% = at the floor).
+measured with ``np.copyto`` of a 2 x 10^7 float64 array (one part per core, in threads)
+as one more implementation of every row that runs from memory, in the same rounds (the
+rate of a shared VM's memory drifts by 30-90% within minutes, so a rate taken once at
+the start of a run misstates the rows measured later; rows in cache are shown against
+the median rate of the run); the table gives lossgrad's time as a percentage of
+that floor's speed (100% = at the floor).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ import numpy as np
 
 from ._cross_entropy_narrow import NARROW_MAX_CLASSES
 
-__all__ = ["Row", "copy_bandwidth", "suite_pointwise", "suite_cross_entropy", "format_table", "PEERS"]
+__all__ = ["Row", "copy_bandwidth", "copy_rates", "median_copy_rate", "machine", "suite_pointwise", "suite_cross_entropy", "format_table", "PEERS"]
 
 PEERS = ("sklearn", "torch", "jax", "numpy")
 POINTWISE_LOSSES = ("squared_error", "huber", "logistic", "poisson", "tweedie")
@@ -62,6 +66,7 @@ class Row:
     dtype: str
     times: dict[str, float] = field(default_factory=dict)  # seconds, median
     bytes_moved: int = 0
+    copy_rate: float | None = None  # bytes/s of the copy measured in the same rounds as the row
 
     @property
     def best_peer(self) -> tuple[str, float] | None:
@@ -109,24 +114,82 @@ def _medians(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]
     return {k: statistics.median(v) for k, v in ts.items()}
 
 
-def copy_bandwidth(n: int = 20_000_000, repeat: int = 5) -> float:
-    """Bytes per second of ``np.copyto`` (read + write counted) on n float64, the array
-    split in one contiguous part per core, each copied in its own thread (NumPy
-    releases the GIL): the machine's memory rate with every core, as the kernels run."""
-    from ._parallel import _pool, n_threads
+class _Copy:
+    """``np.copyto`` of n float64, the array split in one contiguous part per core, each
+    copied in its own thread (NumPy releases the GIL): the machine's memory rate with
+    every core, as the kernels run.  ``bytes`` counts read + write."""
 
-    a = np.ones(n)
-    b = np.empty(n)
-    k = n_threads()
-    edges = [n * i // k for i in range(k + 1)]
-    parts = [(b[lo:hi], a[lo:hi]) for lo, hi in zip(edges[:-1], edges[1:])]
+    def __init__(self, n: int = 20_000_000) -> None:
+        from ._parallel import _pool, n_threads
 
-    def copy() -> None:
-        for fut in [_pool(k).submit(np.copyto, dst, src) for dst, src in parts]:
+        a, b = np.ones(n), np.empty(n)
+        k = n_threads()
+        edges = [n * i // k for i in range(k + 1)]
+        self._parts = [(b[lo:hi], a[lo:hi]) for lo, hi in zip(edges[:-1], edges[1:])]
+        self._pool = _pool(k)
+        self.bytes = 2 * a.nbytes
+
+    def __call__(self) -> None:
+        for fut in [self._pool.submit(np.copyto, dst, src) for dst, src in self._parts]:
             fut.result()
 
-    t = _median(copy, repeat)
-    return 2 * a.nbytes / t
+
+def copy_bandwidth(n: int = 20_000_000, repeat: int = 5) -> float:
+    """Bytes per second of the copy of :class:`_Copy` on n float64 (read + write counted)."""
+    copy = _Copy(n)
+    return copy.bytes / _median(copy, repeat)
+
+
+def machine() -> str:
+    """One line on where a run was measured: CPU model and family, cores, SIMD width,
+    and the versions that decide the kernels' code (NumPy, Numba)."""
+    import platform
+
+    import numba
+
+    model, family, flags = platform.processor() or platform.machine(), "", set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            info = dict(line.split(":", 1) for line in fh.read().split("\n\n")[0].splitlines() if ":" in line)
+        info = {k.strip(): v.strip() for k, v in info.items()}
+        model = info.get("model name", model)
+        family = f" (family {info.get('cpu family', '?')}, model {info.get('model', '?')})"
+        flags = set(info.get("flags", "").split())
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SIMD width unknown"
+    return (f"{model}{family}, {os.cpu_count()} cores, {simd}; Python {platform.python_version()}, "
+            f"NumPy {np.__version__}, Numba {numba.__version__}")
+
+
+def _timed(row: Row, fns: dict[str, Callable[[], Any]], repeat: int, copy: _Copy | None) -> Row:
+    """Fill ``row.times`` with the medians of ``fns``, and ``row.copy_rate`` from the copy
+    measured as one more implementation in the same rounds, when ``copy`` is given and
+    the row moves at least a quarter of the copy's bytes.  (A row that runs in cache gets
+    no copy in its rounds: measured, the copy's 320 MB between its calls took lossgrad's
+    10^5-element calls from 0.04 to 0.10 ms and scikit-learn's from 0.02 to 0.04.)"""
+    with_copy = copy is not None and row.bytes_moved >= copy.bytes // 4
+    times = _medians({**fns, "_copy": copy} if with_copy else fns, repeat)
+    if with_copy:
+        row.copy_rate = copy.bytes / times.pop("_copy")
+    row.times.update(times)
+    return row
+
+
+def median_copy_rate(rows: list[Row]) -> float | None:
+    """The median of the copy rates measured with the rows (bytes/s), None if none was."""
+    rates = [r.copy_rate for r in rows if r.copy_rate]
+    return statistics.median(rates) if rates else None
+
+
+def copy_rates(rows: list[Row]) -> str:
+    """The copy rates measured with the rows: median and range, in GB/s (read + write)."""
+    rates = [r.copy_rate for r in rows if r.copy_rate]
+    if not rates:
+        return "copy rate not measured"
+    return (f"copy rate {statistics.median(rates) / 1e9:.1f} GB/s (read + write; median of the rows' "
+            f"{len(rates)} measurements, {min(rates) / 1e9:.1f} to {max(rates) / 1e9:.1f}; rows in cache "
+            f"are shown against the median)")
 
 
 # ---------------------------------------------------------------- suite A
@@ -241,9 +304,13 @@ def _numpy_pointwise(loss: Any, op: str, y: np.ndarray, f: np.ndarray) -> Callab
 
 def suite_pointwise(sizes: tuple[int, ...] = (100_000, 10_000_000), dtypes: tuple[str, ...] = ("float64", "float32"),
                     losses: tuple[str, ...] = POINTWISE_LOSSES, ops: tuple[str, ...] = OPS, repeat: int = 5,
-                    peers: tuple[str, ...] = PEERS, log: Callable[[str], None] | None = None) -> list[Row]:
-    """Suite A: one Row per (loss, op, N, dtype) with the median time of lossgrad and each peer."""
+                    peers: tuple[str, ...] = PEERS, log: Callable[[str], None] | None = None,
+                    copy_elements: int | None = 20_000_000) -> list[Row]:
+    """Suite A: one Row per (loss, op, N, dtype) with the median time of lossgrad and each
+    peer, and the copy rate of ``copy_elements`` float64 measured in the same rounds
+    (None: no copy)."""
     rng = np.random.default_rng(0)
+    copy = None if copy_elements is None else _Copy(copy_elements)
     makers = {"sklearn": _sklearn_pointwise, "torch": _torch_pointwise, "jax": _jax_pointwise}
     mods = {"sklearn": "sklearn", "torch": "torch", "jax": "jax", "numpy": "numpy"}
     rows = []
@@ -260,18 +327,18 @@ def suite_pointwise(sizes: tuple[int, ...] = (100_000, 10_000_000), dtypes: tupl
                     for peer in peers:
                         if _have(mods[peer]):
                             fns[peer] = _numpy_pointwise(loss, op, y, f) if peer == "numpy" else makers[peer](name, op, y, f)
-                    row.times.update(_medians(fns, repeat))
-                    rows.append(row)
+                    rows.append(_timed(row, fns, repeat, copy))
                     if log:
                         log(format_table([row], None, header=False))
             if "squared_error" in losses and "grad_hess" in ops:
-                rows.append(_row_with_out(n, dt, rng, repeat, peers))
+                rows.append(_row_with_out(n, dt, rng, repeat, peers, copy))
                 if log:
                     log(format_table([rows[-1]], None, header=False))
     return rows
 
 
-def _row_with_out(n: int, dt: np.dtype, rng: np.random.Generator, repeat: int, peers: tuple[str, ...]) -> Row:
+def _row_with_out(n: int, dt: np.dtype, rng: np.random.Generator, repeat: int, peers: tuple[str, ...],
+                  copy: _Copy | None) -> Row:
     """squared_error grad+hess written into preallocated buffers (the bandwidth canary
     without the page faults of new memory): lossgrad's ``out=``, scikit-learn's
     ``gradient_out=`` / ``hessian_out=``."""
@@ -286,8 +353,7 @@ def _row_with_out(n: int, dt: np.dtype, rng: np.random.Generator, repeat: int, p
         sk, nt = skl.HalfSquaredError(), os.cpu_count() or 1
         g2, h2 = np.empty_like(f), np.empty_like(f)
         fns["sklearn"] = lambda: sk.gradient_hessian(y, f, gradient_out=g2, hessian_out=h2, n_threads=nt)
-    row.times.update(_medians(fns, repeat))
-    return row
+    return _timed(row, fns, repeat, copy)
 
 
 # ---------------------------------------------------------------- suite B
@@ -355,11 +421,14 @@ def _ce_numpy(y: np.ndarray, f: np.ndarray, op: str = "value_grad") -> Callable[
 
 def suite_cross_entropy(shapes: tuple[tuple[int, int], ...] = CE_SHAPES + (CE_NARROW_SHAPE,),
                         dtypes: tuple[str, ...] = ("float32", "float64"), repeat: int = 5,
-                        peers: tuple[str, ...] = PEERS, log: Callable[[str], None] | None = None) -> list[Row]:
+                        peers: tuple[str, ...] = PEERS, log: Callable[[str], None] | None = None,
+                        copy_elements: int | None = 20_000_000) -> list[Row]:
     """Suite B: cross_entropy value+grad (class-index targets) per (N, K) and dtype; for K
     <= NARROW_MAX_CLASSES (the few-class kernel) also grad + Hessian diagonal, what boosting asks for
-    (peers: scikit-learn's ``gradient_hessian``, the NumPy reference)."""
+    (peers: scikit-learn's ``gradient_hessian``, the NumPy reference); the copy rate as in
+    :func:`suite_pointwise`."""
     rng = np.random.default_rng(1)
+    copy = None if copy_elements is None else _Copy(copy_elements)
     makers = {"sklearn": _ce_sklearn, "torch": _ce_torch, "jax": _ce_jax, "numpy": _ce_numpy}
     rows = []
     for n, k in shapes:
@@ -374,8 +443,7 @@ def suite_cross_entropy(shapes: tuple[tuple[int, int], ...] = CE_SHAPES + (CE_NA
                 fns = {"lossgrad": _ce_lossgrad(y, f, op)}
                 wanted = peers if op == "value_grad" else tuple(p for p in peers if p in ("sklearn", "numpy"))
                 fns.update({peer: makers[peer](y, f, op) for peer in wanted if _have(peer)})
-                row.times.update(_medians(fns, repeat))
-                rows.append(row)
+                rows.append(_timed(row, fns, repeat, copy))
                 if log:
                     log(format_table([row], None, header=False))
     return rows
@@ -384,19 +452,22 @@ def suite_cross_entropy(shapes: tuple[tuple[int, int], ...] = CE_SHAPES + (CE_NA
 # ---------------------------------------------------------------- output
 
 
-def format_table(rows: list[Row], bandwidth: float | None, header: bool = True) -> str:
-    """A Markdown table: median ms per implementation, best peer / lossgrad, % of the bandwidth floor."""
+def format_table(rows: list[Row], bandwidth: float | None = None, header: bool = True) -> str:
+    """A Markdown table: median ms per implementation, best peer / lossgrad, the copy rate
+    and lossgrad's % of the bandwidth floor at that rate (the row's own copy rate, else
+    ``bandwidth``; "-" where neither is known)."""
     cols = ("lossgrad",) + PEERS
     lines = []
     if header:
         lines.append("| suite | case | op | size | dtype | " + " | ".join(f"{c} ms" for c in cols)
-                     + " | best peer / lossgrad | % of bandwidth floor |")
-        lines.append("|" + "---|" * (5 + len(cols) + 2))
+                     + " | best peer / lossgrad | copy GB/s | % of bandwidth floor |")
+        lines.append("|" + "---|" * (5 + len(cols) + 3))
     for r in rows:
         cells = [f"{1e3 * r.times[c]:.2f}" if c in r.times else "-" for c in cols]
         best = r.best_peer
         ratio = f"{best[1] / r.times['lossgrad']:.2f}x ({best[0]})" if best else "-"
-        floor = f"{100 * (r.bytes_moved / bandwidth) / r.times['lossgrad']:.0f}%" if bandwidth else "-"
+        rate = r.copy_rate or bandwidth
+        floor = f"{100 * (r.bytes_moved / rate) / r.times['lossgrad']:.0f}%" if rate else "-"
         lines.append(f"| {r.suite} | {r.case} | {r.op} | {r.size} | {r.dtype} | " + " | ".join(cells)
-                     + f" | {ratio} | {floor} |")
+                     + f" | {ratio} | {f'{rate / 1e9:.1f}' if rate else '-'} | {floor} |")
     return "\n".join(lines)

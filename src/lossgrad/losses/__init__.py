@@ -1,7 +1,18 @@
 """The loss catalog, one family a module. Importing this package registers every loss."""
 
-from . import (binary, embedding, glm, margin, multiclass, quantile, ranking, ranking_lambda, regression, robust,
-               segmentation)
+from . import (
+    binary,
+    embedding,
+    glm,
+    margin,
+    multiclass,
+    quantile,
+    ranking,
+    ranking_lambda,
+    regression,
+    robust,
+    segmentation,
+)
 from .binary import *  # noqa: F401,F403
 from .embedding import *  # noqa: F401,F403
 from .glm import *  # noqa: F401,F403

@@ -32,8 +32,14 @@ from .. import _validation as V
 from .. import _xp
 from .._props import Basis, Formula, Props
 from .._registry import register
-from ._segmentation_base import (SegmentationLoss, prefix_jaccard_grad, softmax_backward, softmax_channels,
-                                 softmax_curvature, softmax_forward)
+from ._segmentation_base import (
+    SegmentationLoss,
+    prefix_jaccard_grad,
+    softmax_backward,
+    softmax_channels,
+    softmax_curvature,
+    softmax_forward,
+)
 
 __all__ = ["LovaszHinge", "LovaszSoftmax"]
 

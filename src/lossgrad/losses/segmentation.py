@@ -47,7 +47,13 @@ from .. import _validation as V
 from .. import _xp
 from .._props import Formula
 from .._registry import register
-from ._segmentation_base import SegmentationLoss, softmax_backward, softmax_channels, softmax_curvature, softmax_forward
+from ._segmentation_base import (
+    SegmentationLoss,
+    softmax_backward,
+    softmax_channels,
+    softmax_curvature,
+    softmax_forward,
+)
 from .lovasz import LovaszHinge, LovaszSoftmax
 
 __all__ = ["Dice", "Tversky", "SoftJaccard", "LovaszHinge", "LovaszSoftmax"]

@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-
-
 import numpy as np
 from scipy import linalg, optimize
 

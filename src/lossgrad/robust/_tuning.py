@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+
 import numpy as np
 from scipy import optimize, stats
 

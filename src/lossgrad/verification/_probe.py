@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .._config import config_context
 from .. import _xp
+from .._config import config_context
 from .._core import NotDifferentiableError, Scaled
 
 CORE_POINTS = 2001
