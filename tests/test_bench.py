@@ -154,3 +154,22 @@ def test_ranking_script_torch_transcriptions_compute_lossgrads_losses():
     mod._torch_values = lambda name, st, rel, mask: 1.001 * real(name, st, rel, mask)  # a peer that disagrees
     with pytest.raises(AssertionError):
         mod._check("ranknet", mod.LOSSES["ranknet"], mod._lists(40, 17, np.float64))
+
+
+def test_softmax_script_fits_both_libraries_to_the_same_coefficients(capsys, monkeypatch):
+    """benchmarks/bench_softmax.py at a tiny size: both fits run and agree (the printed
+    coefficient difference is small: the penalty mapping alpha = 1 / (C n) holds)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_softmax.py"
+    spec = importlib.util.spec_from_file_location("bench_softmax", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(sys, "argv", ["bench_softmax.py", "--n", "400", "--p", "3", "--k", "3", "--repeat", "1"])
+    mod.main()
+    out = capsys.readouterr().out
+    diff = float(re.search(r"max \|coef difference\| = (\S+)", out).group(1))
+    assert diff < 1e-4, out
+    assert "use_kernels=False" in out and "scikit-learn LogisticRegression" in out

@@ -278,3 +278,27 @@ def test_wide_products_go_to_numpy():
         else:
             np.testing.assert_allclose(got, X @ W + b, rtol=1e-12, atol=1e-12)
             np.testing.assert_allclose(back, X.T @ G, rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("max_g,converged", [(9.5e-10, True), (1.5e-9, False)])
+def test_trust_region_newton_stopped_by_rounding_within_ten_tol_has_converged(max_g, converged, monkeypatch):
+    """trust-ncg's status 2 (the model predicts no decrease: rounding) at max |g| <= 10 tol
+    is convergence, as a failed line search of the pointwise Newton path is; above, a
+    FitWarning. (SoftmaxClassifier on 2 x 10^5 x 20, K = 5 ended so at 9.5e-10, tol 1e-10.)"""
+    from scipy import optimize
+
+    from lossgrad.models import _solvers
+
+    real = optimize.minimize
+
+    def stopped_by_rounding(*args, **kwargs):
+        res = real(*args, **kwargs)
+        res.status, res.success, res.jac = 2, False, np.full_like(res.jac, max_g)
+        return res
+
+    monkeypatch.setattr(_solvers.optimize, "minimize", stopped_by_rounding)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = SoftmaxClassifier(alpha=1e-3, tol=1e-10).fit(X, Y_MULTI)
+    assert model.converged_ is converged
+    assert any(issubclass(w.category, FitWarning) for w in caught) is not converged

@@ -138,6 +138,9 @@ class RowLoss(Loss):
 
     def hvp(self, y_true: Any, y_pred: Any, v: Any, sample_weight: Any = None) -> Any:
         """Hessian-vector product per row: (hess @ v[..., None])[..., 0], without forming hess."""
+        fused = _fused_row_kernel(self, ("hvp",), y_true, y_pred, sample_weight, v)
+        if fused is not None:
+            return fused
         xp, t, f, w = self._prepare(y_true, y_pred, sample_weight)
         v = V.as_target(v, xp, f, name="v")
         V.check_finite(xp, v, "v")
@@ -318,9 +321,11 @@ class RowLoss(Loss):
         return np.full(f.shape[0], np.inf)
 
 
-def _fused_row_kernel(loss: RowLoss, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any) -> Any:
+def _fused_row_kernel(loss: RowLoss, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any,
+                      v: Any = None) -> Any:
     """The fused row kernel's result (:mod:`lossgrad.kernels`) for a large NumPy y_pred
-    while ``use_kernels`` is on, or None (then the reference runs)."""
+    while ``use_kernels`` is on, or None (then the reference runs); ``ops == ("hvp",)``:
+    the Hessian-vector product with ``v``."""
     if not isinstance(y_pred, np.ndarray) or y_pred.dtype not in (np.float32, np.float64):
         return None
     config = get_config()
@@ -329,6 +334,8 @@ def _fused_row_kernel(loss: RowLoss, ops: tuple[str, ...], y_true: Any, y_pred: 
     global _kernels
     if _kernels is None:
         from . import kernels as _kernels  # Numba loads on the first call that needs it
+    if ops == ("hvp",):
+        return _kernels.evaluate_row_hvp(loss, y_true, y_pred, v, sample_weight)
     if not _kernels.row_kernel_supports(loss, ops):
         return None
     return _kernels.evaluate_row(loss, ops, y_true, y_pred, sample_weight)

@@ -12,7 +12,8 @@ the array-API reference otherwise.  Tests hold both equal to a few ulps.
   kl_divergence, multiclass_hinge, categorical_hinge, multilabel, sparsemax_loss, every
   option; the Hessian diagonal of cross_entropy, focal, poly1, kl_divergence and
   multilabel), for ``RowLoss._compute`` and ``__call__``;
-  :func:`cross_entropy_value_grad` -- the cross-entropy kernel.
+  :func:`cross_entropy_value_grad` -- the cross-entropy kernel;
+  :func:`evaluate_row_hvp` -- the cross-entropy's Hessian-vector product (``RowLoss.hvp``).
 * :mod:`lossgrad.kernels.bench` -- the benchmark suites against the peers.
 * :func:`compile_all` -- compile (or load from the on-disk cache) every kernel.
 * :func:`output_pool_bytes`, :func:`clear_output_pool` -- the memory kept for the
@@ -40,7 +41,7 @@ from ._driver import code_of, kernel, run_pointwise
 from ._output_pool import clear as clear_output_pool
 from ._output_pool import pooled_bytes as output_pool_bytes
 from ._parallel import _SPLIT_MIN, layer_threads, n_threads
-from ._rowdispatch import evaluate_row, row_kernel_supports
+from ._rowdispatch import evaluate_row, evaluate_row_hvp, row_kernel_supports
 from ._table import POINTWISE, VALUE_ONLY, Y_MARGIN, Spec, spec_for
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "Plan",
     "check_out",
     "evaluate_row",
+    "evaluate_row_hvp",
     "row_kernel_supports",
     "cross_entropy_value_grad",
     "compile_all",

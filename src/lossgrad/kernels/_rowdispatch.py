@@ -9,9 +9,11 @@ class weights, ``ignore_index``, label smoothing, z-loss, labels or probability 
 row losses through the tables ``KERNELS`` of :mod:`._row_softmax`, :mod:`._row_margin`
 and :mod:`._row_multilabel` (class -> (supports(loss, ops), evaluate(loss, ops, y_true,
 y_pred, sample_weight))): value and grad of every one, hess_diag of focal, poly1,
-kl_divergence and multilabel.  The full Hessian and its products use the reference, as
-does the diagonal of the hinges (zero where defined) and of sparsemax_loss (its support
-indicator, where a score at the threshold would have to round as the reference's does).
+kl_divergence and multilabel; :func:`evaluate_row_hvp` serves ``hvp`` of
+CrossEntropy (logits, no z-loss; :mod:`._cross_entropy_hvp`).  The full Hessian and the
+other losses' products use the reference, as does the diagonal of the hinges (zero
+where defined) and of sparsemax_loss (its support indicator, where a score at the
+threshold would have to round as the reference's does).
 
 Validation costs no extra pass over the logits: the kernel counts non-finite logits and
 invalid targets in its pass, and only when a count is non-zero are the reference checks
@@ -31,8 +33,9 @@ from .. import _validation as V
 from .._config import get_config
 from .._row import prob_tolerance
 from ._cross_entropy import cross_entropy_value_grad
+from ._cross_entropy_hvp import cross_entropy_hvp
 
-__all__ = ["evaluate_row", "row_kernel_supports"]
+__all__ = ["evaluate_row", "evaluate_row_hvp", "row_kernel_supports"]
 
 
 _TABLE: dict[type, tuple[Callable, Callable]] = {}
@@ -71,7 +74,9 @@ def _cross_entropy_supports(loss: Any, ops: tuple[str, ...]) -> bool:
     return loss.from_logits and _CE_OPS.issuperset(ops)
 
 
-def _cross_entropy(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any) -> tuple | None:
+def _cross_entropy_inputs(loss: Any, y_true: Any, y_pred: Any, sample_weight: Any) -> tuple | None:
+    """(f, y, sample weights or None, class weights or None) for the cross-entropy
+    kernels, None where they do not serve (then the reference runs, or raises)."""
     xp, f, _ = V.as_prediction(y_pred, name="y_pred")
     if not isinstance(f, np.ndarray) or f.dtype not in (np.float32, np.float64) or f.ndim != 2:
         return None
@@ -96,6 +101,14 @@ def _cross_entropy(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any, sa
     if class_weight is False:  # the loss is immutable: convert its class weights once
         class_weight = loss.__dict__["_cached_class_weight"] = (
             None if loss.weight is None else np.asarray(loss.weight, np.float64))
+    return f, y, w, class_weight
+
+
+def _cross_entropy(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any, sample_weight: Any) -> tuple | None:
+    inputs = _cross_entropy_inputs(loss, y_true, y_pred, sample_weight)
+    if inputs is None:
+        return None
+    f, y, w, class_weight = inputs
     v, g, hd, counts = cross_entropy_value_grad(
         f, y, class_weight=class_weight, label_smoothing=loss.label_smoothing, ignore_index=loss.ignore_index,
         z_loss=loss.z_loss, sample_weight=w, prob_tol=0.5 * prob_tolerance(np, f.dtype),
@@ -106,3 +119,24 @@ def _cross_entropy(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any, sa
         loss._prepare(y_true, y_pred, sample_weight)  # raises the reference's own error
         return None  # the reference accepted what the kernel flagged: let it compute
     return tuple(v if op == "value" else g if op == "grad" else hd for op in ops)
+
+
+def evaluate_row_hvp(loss: Any, y_true: Any, y_pred: Any, v: Any, sample_weight: Any) -> Any:
+    """``loss.hvp`` through the row kernel (:class:`lossgrad.CrossEntropy` with
+    ``from_logits=True`` and no z-loss; NumPy v of y_pred's shape), or None: then the
+    reference runs, and raises where an input is invalid (also when the kernel flagged one)."""
+    from ..losses.multiclass import CrossEntropy
+
+    if type(loss) is not CrossEntropy or not loss.from_logits or loss.z_loss != 0:
+        return None
+    if not isinstance(v, np.ndarray) or v.dtype.kind not in "fiu":
+        return None
+    inputs = _cross_entropy_inputs(loss, y_true, y_pred, sample_weight)
+    if inputs is None or v.shape != inputs[0].shape:
+        return None
+    f, y, w, class_weight = inputs
+    out, counts = cross_entropy_hvp(
+        f, v.astype(f.dtype, copy=False), y, class_weight=class_weight, label_smoothing=loss.label_smoothing,
+        ignore_index=loss.ignore_index, sample_weight=w, prob_tol=0.5 * prob_tolerance(np, f.dtype))
+    bad_f, bad_y = counts.tolist()
+    return None if bad_f or bad_y else out

@@ -38,17 +38,10 @@ def softmax_parts(xp: Any, f: Array) -> dict[str, Array]:
     log(1 - p) = log1p(-p).  Nothing is computed as f - lse: lse carries a rounding of
     the size of the logits (an offset of 300 would cost p 18 ulps).
     """
-    k = f.shape[-1]
-    fmax = xp.max(f, axis=-1, keepdims=True)
-    m = xp.where(xp.isfinite(fmax), fmax, xp.zeros_like(fmax))
-    idx = xp.argmax(f, axis=-1)
-    cols = xp.arange(k, device=_device(f))
-    M = cols[None, :] == xp.astype(idx, cols.dtype)[:, None]
+    B = softmax_probs(xp, f)
+    m, M, rest, top = B["m"], B["M"], B["rest"], B["top"]
     zero = xp.zeros_like(f)
     z = f - m
-    e = xp.exp(z)
-    rest = xp.sum(xp.where(M, zero, e), axis=-1, keepdims=True)  # R
-    top = xp.sum(xp.where(M, e, zero), axis=-1, keepdims=True)  # 1 (finite logits)
     log_total = xp.log1p(rest + (top - 1.0))  # log sum_j e_j
     # t = log R from the other classes' own shift (finite even where R underflows)
     f_other = xp.where(M, xp.full_like(f, -math.inf), f)
@@ -59,9 +52,28 @@ def softmax_parts(xp: Any, f: Array) -> dict[str, Array]:
     log_other = xp.log(xp.where(positive, sum_other, xp.ones_like(sum_other)))
     t = xp.where(positive, (m_other - m) + log_other, xp.full_like(rest, -math.inf))
     s = xp.where(M, _xp.log_sigmoid(xp, -t), z - log_total)
-    p = e / (top + rest)
+    p = B["p"]
     log_u = xp.where(M, _xp.log_sigmoid(xp, t), xp.log1p(-xp.where(M, zero, p)))
     return {"s": s, "log_u": log_u, "p": p, "lse": (m + log_total)[:, 0], "M": M}
+
+
+def softmax_probs(xp: Any, f: Array) -> dict[str, Array]:
+    """p = softmax(f) and what it is made of, the first steps of :func:`softmax_parts`
+    (the same numbers): the row max m (0 where not finite), the one-hot M of the
+    arg-max, the shifted exponentials e = e^{f - m}, R = sum_{j != c*} e_j ("rest") and
+    e_{c*} ("top", 1 for finite logits); p = e / (top + R).  What the Hessian-vector
+    product of the cross-entropy needs, without the logarithms of the other parts."""
+    k = f.shape[-1]
+    fmax = xp.max(f, axis=-1, keepdims=True)
+    m = xp.where(xp.isfinite(fmax), fmax, xp.zeros_like(fmax))
+    idx = xp.argmax(f, axis=-1)
+    cols = xp.arange(k, device=_device(f))
+    M = cols[None, :] == xp.astype(idx, cols.dtype)[:, None]
+    zero = xp.zeros_like(f)
+    e = xp.exp(f - m)
+    rest = xp.sum(xp.where(M, zero, e), axis=-1, keepdims=True)  # R
+    top = xp.sum(xp.where(M, e, zero), axis=-1, keepdims=True)  # 1 (finite logits)
+    return {"m": m, "M": M, "e": e, "rest": rest, "top": top, "p": e / (top + rest)}
 
 
 def _device(x: Array) -> Any:
