@@ -302,3 +302,20 @@ def test_trust_region_newton_stopped_by_rounding_within_ten_tol_has_converged(ma
         model = SoftmaxClassifier(alpha=1e-3, tol=1e-10).fit(X, Y_MULTI)
     assert model.converged_ is converged
     assert any(issubclass(w.category, FitWarning) for w in caught) is not converged
+
+
+def test_objective_keeps_the_last_scores_and_never_serves_stale_ones():
+    """LinearObjective.scores keeps the last (theta, X W + b): the same theta again is
+    the same array (trust-ncg's repeated Hessian-vector products), a changed theta, also
+    changed in place, is recomputed."""
+    from lossgrad.models._objective import LinearObjective
+
+    obj = LinearObjective(lossgrad.CrossEntropy(), X, Y_MULTI, np.ones(N), 1e-3, 0.0, True, n_outputs=3)
+    theta = RNG.normal(size=obj.size)
+    F = obj.scores(theta)
+    np.testing.assert_allclose(F, X @ theta.reshape(P + 1, 3)[1:] + theta.reshape(P + 1, 3)[0], rtol=1e-12)
+    assert obj.scores(theta.copy()) is F
+    theta[4] += 1.0  # in place: the kept copy no longer matches
+    G = obj.scores(theta)
+    assert G is not F
+    np.testing.assert_allclose(G, X @ theta.reshape(P + 1, 3)[1:] + theta.reshape(P + 1, 3)[0], rtol=1e-12)
