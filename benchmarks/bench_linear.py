@@ -22,14 +22,7 @@ import time
 
 import numpy as np
 
-
-def median_of(fn, repeat: int):
-    times, out = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times)), out
+from lossgrad.kernels.bench import median_of
 
 
 @contextlib.contextmanager

@@ -24,15 +24,7 @@ import warnings
 
 import numpy as np
 
-
-def timed(fn, repeat: int):
-    """Median seconds of ``repeat`` calls, and the last result."""
-    times, out = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times)), out
+from lossgrad.kernels.bench import median_of as timed
 
 
 @contextlib.contextmanager

@@ -14,19 +14,11 @@ every Hessian-vector product through the NumPy reference).
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
 import numpy as np
 
-
-def median_of(fn, repeat: int):
-    times, out = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times)), out
+from lossgrad.kernels.bench import median_of
 
 
 def main() -> None:

@@ -47,7 +47,7 @@ import numpy as np
 
 from ._cross_entropy_narrow import NARROW_MAX_CLASSES
 
-__all__ = ["Row", "copy_bandwidth", "copy_rates", "median_copy_rate", "machine", "suite_pointwise", "suite_cross_entropy", "format_table", "PEERS"]
+__all__ = ["Row", "copy_bandwidth", "copy_rates", "median_copy_rate", "median_of", "machine", "suite_pointwise", "suite_cross_entropy", "format_table", "PEERS"]
 
 PEERS = ("sklearn", "torch", "jax", "numpy")
 POINTWISE_LOSSES = ("squared_error", "huber", "logistic", "poisson", "tweedie")
@@ -76,6 +76,17 @@ class Row:
 
 def _have(mod: str) -> bool:
     return importlib.util.find_spec(mod) is not None
+
+
+def median_of(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    """Median seconds of ``repeat`` consecutive calls of ``fn``, and the last result
+    (the whole-fit scripts: benchmarks/bench_linear.py, bench_robust.py, bench_softmax.py)."""
+    times, out = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
 
 
 def _median(fn: Callable[[], Any], repeat: int) -> float:
