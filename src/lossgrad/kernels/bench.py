@@ -47,7 +47,8 @@ import numpy as np
 
 from ._cross_entropy_narrow import NARROW_MAX_CLASSES
 
-__all__ = ["Row", "copy_bandwidth", "copy_rates", "median_copy_rate", "median_of", "machine", "suite_pointwise", "suite_cross_entropy", "format_table", "PEERS"]
+__all__ = ["Row", "copy_bandwidth", "copy_rates", "median_copy_rate", "median_of", "machine", "suite_pointwise",
+           "suite_cross_entropy", "format_table", "PEERS"]
 
 PEERS = ("sklearn", "torch", "jax", "numpy")
 POINTWISE_LOSSES = ("squared_error", "huber", "logistic", "poisson", "tweedie")
