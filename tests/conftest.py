@@ -73,3 +73,23 @@ def kernel_calls(monkeypatch):
 
     monkeypatch.setattr(kernels, "evaluate_row", spy)
     return calls
+
+
+@pytest.fixture
+def force_split(monkeypatch):
+    """``force_split(path, layer_parts=3, thread_parts=2)`` sends the kernels' splits
+    down ``path``: "threading layer" (Numba's layer with ``layer_parts`` threads) or
+    "python threads" (the layer unavailable, ``thread_parts`` Python threads).  Returns
+    a list that grows by one entry each time a launcher asks for the split."""
+    from lossgrad.kernels import _parallel
+
+    def force(path: str, layer_parts: int = 3, thread_parts: int = 2) -> list:
+        asked: list = []
+        if path == "threading layer":
+            monkeypatch.setattr(_parallel, "layer_threads", lambda: asked.append(layer_parts) or layer_parts)
+        else:
+            monkeypatch.setattr(_parallel, "layer_threads", lambda: 0)
+            monkeypatch.setattr(_parallel, "n_threads", lambda: asked.append(thread_parts) or thread_parts)
+        return asked
+
+    return force

@@ -143,15 +143,8 @@ def test_hvp_kernel_raises_the_reference_errors():
 
 
 @pytest.mark.parametrize("path", ["threading layer", "python threads"])
-def test_hvp_kernel_threads_inputs_untouched_and_a_bad_value_in_the_last_part(path, monkeypatch):
-    from lossgrad.kernels import _parallel
-
-    parts = []
-    if path == "threading layer":
-        monkeypatch.setattr(_parallel, "layer_threads", lambda: parts.append(3) or 3)
-    else:
-        monkeypatch.setattr(_parallel, "layer_threads", lambda: 0)
-        monkeypatch.setattr(_parallel, "n_threads", lambda: parts.append(2) or 2)
+def test_hvp_kernel_threads_inputs_untouched_and_a_bad_value_in_the_last_part(path, force_split):
+    parts = force_split(path)
     y, f, v, w = _data(np.float64, True, n=20011, k=10)
     copies = [a.copy() for a in (y, f, v, w)]
     loss = lossgrad.CrossEntropy(label_smoothing=0.1)

@@ -152,16 +152,10 @@ def test_row_kernel_declines_what_it_does_not_serve():
 
 @pytest.mark.parametrize("n,k", [(3000, 64), (20011, 10)])
 @pytest.mark.parametrize("path", ["threading layer", "python threads"])
-def test_row_kernel_threads_see_a_bad_value_in_the_last_part(n, k, path, monkeypatch):
+def test_row_kernel_threads_see_a_bad_value_in_the_last_part(n, k, path, force_split):
     """The parts' counts are summed (in the threading layer's wrapper, or after the Python
     threads): a NaN in the last row still raises the reference's error."""
-    from lossgrad.kernels import _parallel
-
-    if path == "threading layer":
-        monkeypatch.setattr(_parallel, "layer_threads", lambda: 3)
-    else:
-        monkeypatch.setattr(_parallel, "layer_threads", lambda: 0)
-        monkeypatch.setattr(_parallel, "n_threads", lambda: 2)
+    force_split(path)
     rng = np.random.default_rng(4)
     f = rng.normal(0, 3, (n, k))
     f[-1, -1] = np.nan
@@ -172,15 +166,9 @@ def test_row_kernel_threads_see_a_bad_value_in_the_last_part(n, k, path, monkeyp
 
 @pytest.mark.parametrize("n,k", [(3000, 64), (20011, 10)])
 @pytest.mark.parametrize("path", ["threading layer", "python threads"])
-def test_row_kernel_threads_and_inputs_not_mutated(n, k, path, monkeypatch):
-    from lossgrad.kernels import _parallel
-
-    parts = []
-    if path == "threading layer":  # 3 uneven blocks over Numba's threads (wide rows, and the narrow kernel)
-        monkeypatch.setattr(_parallel, "layer_threads", lambda: parts.append(3) or 3)
-    else:  # where the layer is not safe: Python threads
-        monkeypatch.setattr(_parallel, "layer_threads", lambda: 0)
-        monkeypatch.setattr(_parallel, "n_threads", lambda: parts.append(2) or 2)
+def test_row_kernel_threads_and_inputs_not_mutated(n, k, path, force_split):
+    # 3 uneven blocks over Numba's threads (wide rows, and the narrow kernel), or 2 Python threads
+    parts = force_split(path)
     rng = np.random.default_rng(3)
     f = rng.normal(0, 3, (n, k))
     y = rng.integers(0, k, n)

@@ -20,7 +20,6 @@ import pytest
 import lossgrad
 from lossgrad import kernels
 from lossgrad._registry import catalog
-from lossgrad.kernels import _parallel
 
 RNG = np.random.default_rng(0)
 NAMES = ("multiclass_hinge", "categorical_hinge", "multilabel", "sparsemax_loss")
@@ -363,15 +362,10 @@ def test_assume_valid_invalid_labels_act_as_the_reference_zero_row():
 
 @pytest.mark.parametrize("dt", [np.float64, np.float32])
 @pytest.mark.parametrize("path", ["threading layer", "python threads"])
-def test_threaded_path_and_inputs_untouched(monkeypatch, dt, path):
+def test_threaded_path_and_inputs_untouched(force_split, dt, path):
     """3 uneven blocks of rows, in Numba's threading layer or (where it is not safe) in
     Python threads: the same numbers, a NaN in the last block seen."""
-    calls = []
-    if path == "threading layer":
-        monkeypatch.setattr(_parallel, "layer_threads", lambda: calls.append(1) or 3)
-    else:
-        monkeypatch.setattr(_parallel, "layer_threads", lambda: 0)
-        monkeypatch.setattr(_parallel, "n_threads", lambda: calls.append(1) or 3)
+    calls = force_split(path, layer_parts=3, thread_parts=3)
     n, k = 2053, 64  # N K >= 2^17
     for loss in (lossgrad.MulticlassHinge(), lossgrad.MulticlassHinge(kind="crammer_singer"), lossgrad.CategoricalHinge(),
                  lossgrad.Multilabel(), lossgrad.SparsemaxLoss()):

@@ -16,7 +16,6 @@ import pytest
 import lossgrad
 from lossgrad import kernels
 from lossgrad._registry import catalog
-from lossgrad.kernels import _parallel
 from lossgrad.kernels import _row_softmax as RS
 
 NAMES = ("focal", "poly1", "kl_divergence")
@@ -268,15 +267,10 @@ def test_assume_valid_skips_the_checks():
 
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 @pytest.mark.parametrize("path", ["threading layer", "python threads"])
-def test_threaded_path_and_inputs_not_mutated(dt, path, kernel_calls, monkeypatch):
+def test_threaded_path_and_inputs_not_mutated(dt, path, kernel_calls, force_split):
     n, k = 2100, 64  # 134400 >= 2^17 elements: rows split over the threads
     assert n * k >= 1 << 17
-    parts = []
-    if path == "threading layer":  # 3 uneven blocks over Numba's threads
-        monkeypatch.setattr(_parallel, "layer_threads", lambda: parts.append(3) or 3)
-    else:  # where the layer is not safe: Python threads
-        monkeypatch.setattr(_parallel, "layer_threads", lambda: 0)
-        monkeypatch.setattr(_parallel, "n_threads", lambda: parts.append(2) or 2)
+    parts = force_split(path)  # 3 uneven blocks over Numba's threads, or 2 Python threads
     f = _logits(dt, n, k)
     f = np.asfortranarray(f)  # not C-contiguous: the kernel copies
     y = RNG.integers(0, k, n)

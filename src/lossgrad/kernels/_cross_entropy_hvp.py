@@ -28,7 +28,7 @@ from numba import njit, prange
 
 from . import _fastmath as fm
 from . import _output_pool
-from ._driver import not_probability
+from ._cross_entropy import _row_prob
 from ._parallel import parallel_copy, part_bounds, run_in_parts, split_plan, sum_parts
 
 __all__ = ["cross_entropy_hvp"]
@@ -79,14 +79,8 @@ def _rows_hvp(f, v, y, labels, cw, weighted, eps, ignore, sw, has_sw, ptol, out,
             wy = (cw[int(lb)] if ok else 1.0) if weighted else 1.0
             s_coef = 0.0 if ignored else (1.0 - eps) * wy + spread * sum_w
         else:
-            s_coef = 0.0
-            qsum = 0.0
-            for c in range(k):
-                qc = np.float64(y[i, c])
-                bad_y += not_probability(qc)
-                qsum += qc
-                s_coef += (cw[c] if weighted else 1.0) * ((1.0 - eps) * qc + spread)
-            bad_y += 1 if abs(qsum - 1.0) > ptol else 0
+            s_coef, _, qsum, badq = _row_prob(f[i], y[i], cw, eps, spread, weighted)
+            bad_y += badq + (1 if abs(qsum - 1.0) > ptol else 0)
         wi = np.float64(sw[i]) if has_sw else 1.0
         for c in range(k):
             centred = centred_top if c == top_c else np.float64(v[i, c]) - pv
