@@ -23,7 +23,9 @@ def _apply(which, x, out):
         elif which == 1:
             out[i] = fm.log1p01(x[i])
         elif which == 2:
-            out[i] = fm.expm1_small(x[i])
+            out[i] = fm.exp_expm1(x[i])[1]
+        elif which == 4:
+            out[i] = fm.exp_expm1(x[i])[0]
         else:
             out[i] = fm.log_normal(x[i])
 
@@ -65,7 +67,7 @@ def test_log1p01_within_two_ulps():
     assert np.all(got[~ok] == 0.0)
 
 
-def test_expm1_small_within_two_ulps():
+def test_expm1_of_exp_expm1_within_two_ulps():
     rng = np.random.default_rng(2)
     x = np.concatenate([rng.uniform(-1, 1, 300_000), np.sign(rng.normal(size=100_000)) * 10.0 ** rng.uniform(-300, 0, 100_000)])
     got, ref = _run(2, x), np.expm1(x)
@@ -77,6 +79,20 @@ def test_expm1_small_within_two_ulps():
     with mpmath.workdps(40):
         ref[far] = [float(mpmath.expm1(mpmath.mpf(float(v)))) for v in x[far]]
     assert np.max(_ulps(got, ref)) <= 2.0
+
+
+def test_exp_of_exp_expm1_is_exp_bit_for_bit():
+    rng = np.random.default_rng(6)
+    x = np.concatenate([rng.uniform(-745.0, 709.7, 100_000), rng.uniform(-1, 1, 100_000),
+                        np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 710.0, -746.0])])
+    for dt in (np.float64, np.float32):
+        xs = x.astype(dt)
+        np.testing.assert_array_equal(_run(4, xs), _run(0, xs))
+    em1 = _run(2, np.array([np.nan, 1.0, -1.0, 0.0, -0.0]))
+    assert np.isnan(em1[0]) and em1[3] == 0.0 and np.signbit(em1[4])
+    np.testing.assert_allclose(em1[1:3], np.expm1([1.0, -1.0]), rtol=3e-16)
+    # outside |x| <= 1 the second value is unspecified but finite (k is clamped)
+    assert np.all(np.isfinite(_run(2, np.array([50.0, -50.0, 700.0, -700.0, 1e300]))))
 
 
 def _run32(which, x):
@@ -106,7 +122,7 @@ def test_float32_exp_within_two_ulps_in_float32_arithmetic():
     np.testing.assert_array_equal(got[1:], np.array([np.inf, 0.0, np.inf, np.inf, 0.0, 0.0], np.float32))
 
 
-def test_float32_log1p01_and_expm1_small_within_two_ulps():
+def test_float32_log1p01_and_expm1_within_two_ulps():
     rng = np.random.default_rng(4)
     x = np.concatenate([rng.uniform(0, 1, 300_000), 10.0 ** rng.uniform(-40, 0, 100_000), np.array([0.0, 1.0])])
     x32, got = _run32(1, x)

@@ -21,7 +21,13 @@ every call site (5-10 s of compilation per loss kernel).
   rounding error c = e - (u - 1) (exact, Fast2Sum), log u = k ln2 + 2 atanh(s) with
   s = g/(2 + g), g = m - 1, m = u / 2^k in [sqrt(2)/2, sqrt 2], the atanh series to s^23
   (|s| <= 0.1716) arranged as in fdlibm's log1p, plus c / u.  About 1 ulp.
-* ``expm1_small(x)`` for |x| <= 1: the Taylor series to x^20 (truncation below 2e-19).
+* ``exp_expm1(x)``: (e^x, e^x - 1) from exp's reduction and polynomial, the second for
+  |x| <= 1 (k in {-1, 0, 1}): e^x - 1 = r_hi + (r_lo + r^2 t) for k = 0 and
+  2^k (r_lo + r^2 t) + (2^k r_hi + 2^k - 1) otherwise, where e^r = 1 + r + r^2 t and
+  x = k ln2 + r_hi + r_lo (r_hi exact).  Measured against NumPy/mpmath over 2 x 10^6
+  points of [-1, 1]: at most 1.0 ulp in float64 and 1.2 ulps in float32.  It replaced
+  (session 16) a separate degree-20 Taylor expm1 in tweedie's kernel: one polynomial
+  fewer per element, 3.17 -> 2.72 ns/element for the fast path alone in float64.
 
 Every function is also emitted in float32 for a float32 argument, with polynomials
 half as long (truncation a tenth of a float32 ulp): a loop over float32 data written
@@ -51,7 +57,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["exp", "expm1_small", "log1p01", "log_normal", "one", "zero", "like", "order_key", "from_order_key", "softplus", "sigmoid",
+__all__ = ["exp", "exp_expm1", "log1p01", "log_normal", "one", "zero", "like", "order_key", "from_order_key", "softplus", "sigmoid",
            "log_sigmoid", "sig_prod"]
 
 _I64 = ir.IntType(64)
@@ -73,15 +79,14 @@ class _Format:
     ln2_hi: float  # k * ln2_hi exact for every k of the clamped range
     ln2_lo: float
     exp_terms: int  # e^r to r^(exp_terms - 1), |r| <= ln2/2
-    expm1_terms: int  # e^x - 1 to x^(expm1_terms - 1), |x| <= 1
     atanh_terms: int  # 2 atanh(s) = 2 s sum_k s^2k / (2k + 1), k < atanh_terms, |s| <= 0.1716
 
 
-# float64: truncation below 5e-18 (exp), 2e-19 (expm1), 1e-18 (atanh) relative.
+# float64: truncation below 5e-18 (exp), 1e-18 (atanh) relative.
 _F64 = _Format(ir.DoubleType(), _I64, 52, 1023, -746.0, 710.0, 0.693147180369123816490, 1.90821492927058770002e-10,
-               14, 21, 12)
-# float32: truncation below 6e-9 (exp), 2e-9 (expm1, atanh) relative, a tenth of its ulp.
-_F32 = _Format(ir.FloatType(), ir.IntType(32), 23, 127, -104.0, 89.0, 0.693359375, -2.12194440e-4, 8, 12, 5)
+               14, 12)
+# float32: truncation below 6e-9 (exp), 2e-9 (atanh) relative, a tenth of its ulp.
+_F32 = _Format(ir.FloatType(), ir.IntType(32), 23, 127, -104.0, 89.0, 0.693359375, -2.12194440e-4, 8, 5)
 
 
 def _fmt(v: ir.Value) -> _Format:
@@ -119,16 +124,53 @@ def _pow2(b: ir.IRBuilder, k: ir.Value) -> ir.Value:
     return b.bitcast(b.shl(n, ir.Constant(fmt.int_type, fmt.mantissa_bits)), fmt.fp)
 
 
-def _emit_exp(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+def _exp_parts(b: ir.IRBuilder, x: ir.Value) -> tuple[ir.Value, ...]:
+    """(k, r_hi, r_lo, r, t) of x = k ln2 + r (x clamped to the format's range): r_hi =
+    x - k ln2_hi exact, r_lo = -k ln2_lo, r = r_hi + r_lo rounded; t = (e^r - 1 - r) / r^2
+    by Horner's rule, so that e^r = (t r + 1) r + 1 (the last two steps of Horner's rule
+    over the whole polynomial) and e^r - 1 = r_hi + (r_lo + r^2 t), the leading term exact."""
     fmt = _fmt(x)
     lo = b.select(b.fcmp_ordered("<", x, _c(x, fmt.exp_lo)), _c(x, fmt.exp_lo), x)
     xc = b.select(b.fcmp_ordered(">", lo, _c(x, fmt.exp_hi)), _c(x, fmt.exp_hi), lo)
     k = _floor(b, b.fadd(b.fmul(xc, _c(x, _LOG2E)), _c(x, 0.5)))
-    r = b.fsub(b.fsub(xc, b.fmul(k, _c(x, fmt.ln2_hi))), b.fmul(k, _c(x, fmt.ln2_lo)))
-    p = _horner(b, tuple(1.0 / math.factorial(j) for j in range(fmt.exp_terms)), r)
+    r_hi = b.fsub(xc, b.fmul(k, _c(x, fmt.ln2_hi)))
+    k_lo = b.fmul(k, _c(x, fmt.ln2_lo))
+    r = b.fsub(r_hi, k_lo)
+    t = _horner(b, tuple(1.0 / math.factorial(j) for j in range(2, fmt.exp_terms)), r)
+    return k, r_hi, b.fneg(k_lo), r, t
+
+
+def _exp_of_parts(b: ir.IRBuilder, x: ir.Value, k: ir.Value, r: ir.Value, t: ir.Value) -> ir.Value:
+    one = _c(x, 1.0)
+    p = _muladd(b, _muladd(b, t, r, one), r, one)  # the degree exp_terms - 1 Taylor polynomial of e^r
     k1 = _floor(b, b.fmul(k, _c(x, 0.5)))
     out = b.fmul(b.fmul(p, _pow2(b, k1)), _pow2(b, b.fsub(k, k1)))
     return b.select(b.fcmp_unordered("uno", x, x), x, out)
+
+
+def _emit_exp(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    k, _, _, r, t = _exp_parts(b, x)
+    return _exp_of_parts(b, x, k, r, t)
+
+
+def _emit_exp_expm1(b: ir.IRBuilder, x: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """(e^x, e^x - 1) from one reduction and one polynomial, the second for |x| <= 1
+    (k in {-1, 0, 1}): e^x - 1 = 2^k (e^r - 1) + (2^k - 1) as 2^k small + (2^k r_hi +
+    (2^k - 1)), small = r_lo + r^2 t: two multiply-adds, each rounded once, the first
+    exact in all but its rounding; for k = +-1 the result is at least 0.29 in size, so
+    nothing cancels.  Elsewhere the second value is the same formula with k clamped to
+    [-1, 1]: finite, but not e^x - 1."""
+    k, r_hi, r_lo, r, t = _exp_parts(b, x)
+    one = _c(x, 1.0)
+    kc = b.select(b.fcmp_ordered(">", k, one), one, k)
+    kc = b.select(b.fcmp_ordered("<", kc, _c(x, -1.0)), _c(x, -1.0), kc)
+    scale = _pow2(b, kc)
+    small = _muladd(b, b.fmul(r, r), t, r_lo)
+    scaled = _muladd(b, scale, small, _muladd(b, scale, r_hi, b.fsub(scale, one)))
+    em1 = b.select(b.fcmp_ordered("==", k, _c(x, 0.0)), b.fadd(r_hi, small), scaled)
+    # x itself where it is NaN or a zero (-0 + +0 would lose the sign of -0)
+    keep = b.or_(b.fcmp_unordered("uno", x, x), b.fcmp_ordered("==", x, _c(x, 0.0)))
+    return _exp_of_parts(b, x, k, r, t), b.select(keep, x, em1)
 
 
 def _emit_log1p01(b: ir.IRBuilder, e: ir.Value) -> ir.Value:
@@ -169,11 +211,6 @@ def _emit_log_normal(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     return b.select(b.fcmp_unordered("uno", x, x), x, out)
 
 
-def _emit_expm1_small(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    coefs = tuple(1.0 / math.factorial(j) for j in range(1, _fmt(x).expm1_terms))
-    return b.fmul(_horner(b, coefs, x), x)
-
-
 def _unary(emit):
     """An intrinsic float -> float whose instructions are emitted at the call site:
     float32 in float32 arithmetic (its own polynomial lengths), anything else in float64."""
@@ -192,6 +229,23 @@ def _unary(emit):
     return intrinsic(typer)
 
 
+def _exp_expm1_typer(typingctx, x):
+    """exp_expm1(x) = (e^x, e^x - 1), the second for |x| <= 1 (see :func:`_emit_exp_expm1`)."""
+    if not isinstance(x, (types.Float, types.Integer)):
+        return None
+    ty = types.float32 if x == types.float32 else types.float64
+    pair = types.UniTuple(ty, 2)
+
+    def codegen(context, builder, sig, args):
+        values = _emit_exp_expm1(builder, context.cast(builder, args[0], sig.args[0], ty))
+        return context.make_tuple(builder, pair, values)
+
+    return pair(x), codegen
+
+
+#: (e^x, e^x - 1): the first exactly :data:`exp`'s value, the second about 1 ulp for |x| <= 1
+#: (unspecified, finite, elsewhere); one reduction and one polynomial for both.
+exp_expm1 = intrinsic(_exp_expm1_typer)
 #: e^x, about 1 ulp; float64: +inf above 709.78, 0 below -745.2; float32: +inf above 88.72,
 #: 0 below -103.97; NaN propagates.
 exp = _unary(_emit_exp)
@@ -199,8 +253,6 @@ exp = _unary(_emit_exp)
 log1p01 = _unary(_emit_log1p01)
 #: log x for positive normal x (finite, >= the smallest normal; others unspecified), about 1 ulp.
 log_normal = _unary(_emit_log_normal)
-#: e^x - 1 for |x| <= 1, about 1 ulp.
-expm1_small = _unary(_emit_expm1_small)
 
 
 def _constant(value: float):

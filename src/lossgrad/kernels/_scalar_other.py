@@ -70,22 +70,20 @@ def _two_terms(y, f, k1, k2, safe, factored, ea, eb):
 @jit
 def _tweedie_factors(y, f, p):
     q = p[0]
-    zero = fm.zero(f)
     one = fm.one(f)
     safe = abs(f) < p[1]
-    fs = f if safe else zero
-    near = abs(fs) < one
-    return safe, fs, near, fm.expm1_small(fs if near else zero), one - q, fm.like(f, 2.0) - q
+    fs = f if safe else fm.zero(f)
+    return safe, fs, abs(fs) < one, one - q, fm.like(f, 2.0) - q
 
 
 @jit
 def tweedie(y, f, p):  # p = (power q not in {0, 1, 2}, limit of |f| for the factored form, 1/(2-q), 1/(1-q))
-    safe, fs, near, em1, one_q, two_q = _tweedie_factors(y, f, p)
-    # Two exponentials per element: (e^f, e^{(1-q) f}) where the factored form is used,
-    # (e^{(2-q) f}, e^{(1-q) f_b}) of the unfactored terms elsewhere; e^f once more only
-    # where both terms overflow (the comparison of their sizes).
-    # (With y = 0 the term in e^{(1-q) f_b} is 0 either way.)
-    e_one = fm.exp(fs if safe else two_q * f)
+    safe, fs, near, one_q, two_q = _tweedie_factors(y, f, p)
+    # Two exponentials per element: (e^f with expm1(f) from the same polynomial,
+    # e^{(1-q) f}) where the factored form is used, (e^{(2-q) f}, e^{(1-q) f_b}) of the
+    # unfactored terms elsewhere; e^f once more only where both terms overflow (the
+    # comparison of their sizes).  (With y = 0 the term in e^{(1-q) f_b} is 0 either way.)
+    e_one, em1 = fm.exp_expm1(fs if safe else two_q * f)
     e_two = fm.exp(one_q * (fs if safe else (fm.zero(f) if y == 0 else f)))
     # unfactored terms; where safe (the factored product overflowed: huge |y|) e^{(2-q) f}
     # is the product e^f e^{(1-q) f}, finite there
@@ -104,8 +102,8 @@ def tweedie_fast(y, f, p):
     exactly these numbers.  The driver recomputes a block with ``tweedie`` where a lane
     is not ok (|f| near the overflow range, or a huge |y|), so the common case pays two
     exponentials and no fallback arithmetic (measured: 3.9 -> 2.4 ns/element in float64)."""
-    safe, fs, near, em1, one_q, two_q = _tweedie_factors(y, f, p)
-    e_one = fm.exp(fs)
+    safe, fs, near, one_q, two_q = _tweedie_factors(y, f, p)
+    e_one, em1 = fm.exp_expm1(fs)
     e_two = fm.exp(one_q * fs)
     one = fm.one(f)
     v = _factored(y, p[2], p[3], near, e_one, em1, e_two)

@@ -22,8 +22,8 @@ Peers (only those installed run) and the convention mapping:
 
 Every implementation allocates its outputs on each call, except the row
 "squared_error (out=)" (lossgrad's and scikit-learn's preallocated-buffer arguments).  Times are medians of ``repeat`` runs after one warm-up (which also compiles),
-the implementations of a row measured in turn, each timed run right after an
-untimed run of the same implementation (see :func:`_medians`).  The
+the implementations of a row measured in turn, each timed run right after 20 ms of
+untimed runs of the same implementation (at least one; see :func:`_medians`).  The
 bandwidth floor of an op is (bytes read + bytes written) / copy rate, the copy rate
 measured with ``np.copyto`` of a 2 x 10^7 float64 array (one part per core, in threads)
 as one more implementation of every row that runs from memory, in the same rounds (the
@@ -94,6 +94,9 @@ def _median(fn: Callable[[], Any], repeat: int) -> float:
     return _medians({"_": fn}, repeat)["_"]
 
 
+_SETTLE_S = 0.02  # untimed calls of an implementation before its timed one (see _medians)
+
+
 def _medians(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
     """Median seconds of each callable, measured round-robin, each timed call right
     after an untimed call of the same callable.
@@ -112,14 +115,22 @@ def _medians(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]
     after a scikit-learn call; with ``OMP_WAIT_POLICY=passive`` the two were within 2%,
     but that setting slows scikit-learn's small calls 4x).  With the paired call, every
     implementation is timed in the state it leaves the machine in when it runs in a
-    loop, as it does in training: its own threads warm, nobody else's spinning.
+    loop, as it does in training: its own threads warm, nobody else's spinning.  The
+    untimed calls go on for at least ``_SETTLE_S`` (session 16): scikit-learn's OpenMP
+    threads spin for 5-10 ms after its call, so at 10^5 elements lossgrad's calls right
+    after one took 0.55 ms instead of 0.036 ms for the next 8 calls (measured,
+    squared-error grad_hess into given buffers); one untimed call had left the "out="
+    row at 0.19-0.26 ms against scikit-learn's 0.03.
     """
     for fn in fns.values():
         fn()  # warm-up: compiles / loads from the cache
     ts: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
         for k, fn in fns.items():
+            settled = time.perf_counter() + _SETTLE_S
             fn()
+            while time.perf_counter() < settled:
+                fn()
             t = time.perf_counter()
             fn()
             ts[k].append(time.perf_counter() - t)
