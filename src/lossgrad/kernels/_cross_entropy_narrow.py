@@ -10,7 +10,9 @@ per element at K = 10, where a row of 1000 costs 1.2 ns per element.  Here a blo
 every step runs down the columns of the block (one SIMD lane per row: the max, the
 exponentials, the sums, lse, the coefficients) and the gradient block is transposed back
 on the way out.  Arithmetic is float64 for float32 inputs too (the results are rounded
-once on the store).
+once on the store), except e^{f - m}, taken in the logits' dtype as the row kernel and
+the reference take it: float32's exp has half the polynomial terms (session 16, 2^20 x
+10 float32 value_grad: see docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def rows_narrow(f, y, labels, cw, weighted, eps, ignore, z, sw, has_sw, ptol, v_
     lab = np.zeros(BLOCK, np.int64)
     bad_f = False
     bad_y = 0
+    f0 = f[0, 0] if n > 0 else f.dtype.type(0)  # a value of the logits' dtype (for fm.like)
     for i0 in range(0, n, BLOCK):
         nb = min(BLOCK, n - i0)
         for j in range(nb):  # transpose the block in, with the row max on the way
@@ -70,7 +73,9 @@ def rows_narrow(f, y, labels, cw, weighted, eps, ignore, z, sw, has_sw, ptol, v_
             for j in range(nb):
                 x = T[c, j]
                 bad_f |= x - x != 0
-                e = fm.exp(x - m[j])
+                # e^{f - m} in the logits' dtype, as the row kernel and the reference take it
+                # (float32: its difference rounded, its exp in float32 with half the terms)
+                e = np.float64(fm.exp(fm.like(f0, x) - fm.like(f0, m[j])))
                 T[c, j] = e
                 se[j] += e
                 sf[j] += x * wc
