@@ -99,7 +99,7 @@ _SETTLE_S = 0.02  # untimed calls of an implementation before its timed one (see
 
 def _medians(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
     """Median seconds of each callable, measured round-robin, each timed call right
-    after an untimed call of the same callable.
+    after untimed calls of the same callable (``_SETTLE_S`` of them, at least one).
 
     Interleaving matters on Linux: NumPy asks for transparent huge pages for large
     arrays, and when the kernel has to compact memory to provide them, every
