@@ -42,7 +42,7 @@ from ._output_pool import clear as clear_output_pool
 from ._output_pool import pooled_bytes as output_pool_bytes
 from ._parallel import _SPLIT_MIN, layer_threads, n_threads
 from ._rowdispatch import evaluate_row, evaluate_row_hvp, row_kernel_supports
-from ._table import POINTWISE, VALUE_ONLY, Y_MARGIN, Spec, spec_for
+from ._table import POINTWISE, STREAM, VALUE_ONLY, Y_MARGIN, Spec, spec_for
 
 __all__ = [
     "evaluate_pointwise",
@@ -97,6 +97,7 @@ class Plan:
     params: tuple
     margin: bool  # labels are checked for a mix of the {-1, 1} and {0, 1} encodings
     serves: dict[tuple[str, ...], tuple[bool, bool, bool]]
+    stream: int | None = None  # the kernel's code where a streaming driver exists (_driver.stream_kernel)
 
 
 _PLANS = "_cached_kernel_plans"  # key of a loss instance's __dict__ (dropped when pickled)
@@ -122,7 +123,9 @@ def plan_for(loss: Any, dtype: np.dtype) -> Plan | None:
         value_only = type(loss) in VALUE_ONLY or not props.has_grad
         serves = {ops: tuple(op in ops for op in _OPS) for ops in _OP_SETS
                   if not (value_only and ops != ("value",)) and not ("hess" in ops and not props.has_hess)}
-        plan = Plan(kernel(code_of(spec.kind, spec.ydom, spec.fdom)), spec.params, spec.ydom == Y_MARGIN, serves)
+        code = code_of(spec.kind, spec.ydom, spec.fdom)
+        streams = spec.fn in STREAM and dtype == np.float64
+        plan = Plan(kernel(code), spec.params, spec.ydom == Y_MARGIN, serves, code if streams else None)
     plans[dtype] = plan
     return plan
 
@@ -163,7 +166,7 @@ def evaluate_pointwise(loss: Any, ops: tuple[str, ...], y_true: Any, y_pred: Any
         w = None if sample_weight is None else _weights(sample_weight, xp, f)
     bufs = None if out is None else _by_op(check_out(out, ops, f), ops)
     outs, counts = run_pointwise(plan.chunk, plan.params, y.ravel(), f.ravel(), None if w is None else w.ravel(),
-                                 want, bufs)
+                                 want, bufs, plan.stream)
     if _flagged(counts, plan.margin) and not get_config().assume_valid:
         # Rerun the reference checks (only now, on bad input) to raise their exact error.
         loss._prepare(y_true, y_pred, sample_weight)

@@ -58,7 +58,7 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 __all__ = ["exp", "exp_expm1", "log1p01", "log_normal", "one", "zero", "like", "order_key", "from_order_key", "softplus", "sigmoid",
-           "log_sigmoid", "sig_prod"]
+           "log_sigmoid", "sig_prod", "stream_store", "store_fence"]
 
 _I64 = ir.IntType(64)
 _LOG2E = 1.4426950408889634
@@ -322,6 +322,38 @@ def _from_order_key_typer(typingctx, k):
 
 order_key = intrinsic(_order_key_typer)
 from_order_key = intrinsic(_from_order_key_typer)
+
+
+def _stream_store_typer(typingctx, arr, i, v):
+    """stream_store(arr, i, v): arr[i] = v with LLVM's ``!nontemporal`` hint (a streaming
+    store: the line goes to memory without being read into the cache first).  A loop
+    holding one stays scalar (the vectoriser does not emit a non-temporal store it cannot
+    prove aligned); end the loop with :func:`store_fence`."""
+    if not isinstance(arr, types.Array) or not isinstance(i, types.Integer) or not isinstance(v, types.Float):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        value = context.cast(builder, args[2], sig.args[2], sig.args[0].dtype)
+        store = builder.store(value, builder.gep(ary.data, [args[1]]))
+        store.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
+        return context.get_dummy_value()
+
+    return types.void(arr, i, v), codegen
+
+
+def _store_fence_typer(typingctx):
+    """A full fence: the streaming stores before it are visible to other threads after it."""
+
+    def codegen(context, builder, sig, args):
+        builder.fence("seq_cst")
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+stream_store = intrinsic(_stream_store_typer)
+store_fence = intrinsic(_store_fence_typer)
 
 
 # The helpers below keep the float type of their argument (float32 stays float32).
