@@ -41,6 +41,12 @@ if "--smoke" in sys.argv and not torch.cuda.is_available():
 
 from lossgrad.integrations._triton_bench import DTYPES, run
 
+TUNE = (  # (columns a step, warps, rows a program, pass 2 backwards); a block >= V keeps rows resident
+    (1024, 4, 1, True), (2048, 4, 1, True), (2048, 8, 1, True), (4096, 4, 1, True), (4096, 8, 1, True),
+    (4096, 8, 1, False), (4096, 8, 2, True), (4096, 16, 2, True), (8192, 8, 1, True), (8192, 16, 1, True),
+    (16384, 32, 1, True), (2048, 8, 4, True),
+)
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -50,11 +56,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU through Triton's interpreter")
     parser.add_argument("--tune", action="store_true",
-                        help="also time lossgrad at block 1024-8192 x warps 4-16 (the launch configuration)")
+                        help="also time lossgrad at 12 launch configurations (block, warps, rows a program, "
+                             "pass 2 backwards or not)")
     args = parser.parse_args(argv)
-    configs = tuple((b, w) for b in (1024, 2048, 4096, 8192) for w in (4, 8, 16)) if args.tune else ()
+    configs = TUNE if args.tune else ()
     if args.smoke and args.tune:
-        configs = ((16, 1), (32, 2))
+        configs = ((16, 1, 1, True), (16, 2, 1, False), (64, 2, 2, True))
     if args.smoke:
         args.rows, args.vocab, args.repeat = 4, [40], 2
     elif not torch.cuda.is_available():

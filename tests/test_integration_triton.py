@@ -50,6 +50,26 @@ PROB_OPTIONS = {
     "all": {"weight": CLASS_W, "label_smoothing": 0.1, "z_loss": 0.01},
 }
 TOL = {torch.float64: 1e-12, torch.float32: 2e-5}
+# Launch configurations: the default (K = 37: rows resident in 64 columns, all N = 9 rows
+# in one program), K in three steps of 16 columns (pass 2 backwards, or forwards),
+# each row resident in one 64-column block, 4 rows a program (the last program has one
+# row: its other three redo row N - 1 and store nothing), and three steps for programs
+# of 4 rows.
+LAUNCH = {
+    "default": {},
+    "steps": {"block": BLOCK},
+    "steps-forward": {"block": BLOCK, "reverse": False},
+    "steps-4-rows": {"block": BLOCK, "rows_per_program": 4},
+    "resident": {"block": 64, "rows_per_program": 4},
+}
+
+
+@pytest.fixture(params=list(LAUNCH))
+def launch(request, monkeypatch):
+    """The launch keywords of one configuration (the direction of pass 2 set on the module)."""
+    config = dict(LAUNCH[request.param])
+    monkeypatch.setattr(kernel, "REVERSE_SECOND_PASS", config.pop("reverse", True))
+    return config
 
 
 def _logits(n=N, k=K, scale=3.0, dtype=torch.float64):
@@ -94,12 +114,12 @@ def _close(a, b, tol):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("name", list(LABEL_OPTIONS))
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_labels_value_and_grad_equal_the_reference(name, reduction, dtype):
+def test_labels_value_and_grad_equal_the_reference(name, reduction, dtype, launch):
     params = LABEL_OPTIONS[name]
     f, y = _logits(dtype=dtype), _labels(params)
     sw = RNG.uniform(0.5, 2.0, N) if name in ("weight", "all") else None
     ce, v, g = _reference(params, y, f, sw)
-    value, grad = lgtr.cross_entropy_value_grad(y, f, sample_weight=sw, reduction=reduction, block=BLOCK, **params)
+    value, grad = lgtr.cross_entropy_value_grad(y, f, sample_weight=sw, reduction=reduction, **launch, **params)
     assert value.dtype == dtype and grad.dtype == dtype and grad.shape == f.shape
     if reduction == "none":
         _close(value, v, TOL[dtype])
@@ -113,12 +133,12 @@ def test_labels_value_and_grad_equal_the_reference(name, reduction, dtype):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("name", list(PROB_OPTIONS))
 @pytest.mark.parametrize("reduction", ["mean", "none"])
-def test_probability_rows_equal_the_reference(name, reduction, dtype):
+def test_probability_rows_equal_the_reference(name, reduction, dtype, launch):
     params = PROB_OPTIONS[name]
     f, q = _logits(dtype=dtype), _probs(dtype=dtype)
     sw = RNG.uniform(0.5, 2.0, N) if name == "all" else None
     ce, v, g = _reference(params, q, f, sw)
-    value, grad = lgtr.cross_entropy_value_grad(q, f, sample_weight=sw, reduction=reduction, block=BLOCK, **params)
+    value, grad = lgtr.cross_entropy_value_grad(q, f, sample_weight=sw, reduction=reduction, **launch, **params)
     d = _mean_denominator(ce, q, sw) if reduction == "mean" else None
     _close(value, v if d is None else v.sum() / d, TOL[dtype])
     _close(grad, g if d is None else g / d, TOL[dtype])
@@ -189,11 +209,11 @@ def test_bfloat16_logits_give_bfloat16_results_close_to_float32():
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
-def test_extreme_logits_stay_finite_and_exact(dtype):
+def test_extreme_logits_stay_finite_and_exact(dtype, launch):
     f = _logits(dtype=dtype) * 1e3  # entries up to ~1e4: exp overflows without the max shift
     y = _labels({})
     _, v, g = _reference({"label_smoothing": 0.1}, y, f)
-    value, grad = lgtr.cross_entropy_value_grad(y, f, reduction="none", block=BLOCK, label_smoothing=0.1)
+    value, grad = lgtr.cross_entropy_value_grad(y, f, reduction="none", label_smoothing=0.1, **launch)
     assert torch.isfinite(value).all() and torch.isfinite(grad).all()
     _close(value, v, TOL[dtype])
     _close(grad, g, TOL[dtype])
@@ -214,7 +234,7 @@ def _message(fn):
     ["nan-logit", "inf-logit", "label-too-large", "negative-label", "fractional-label", "prob-outside",
      "prob-row-sum"],
 )
-def test_bad_inputs_raise_the_references_error(case):
+def test_bad_inputs_raise_the_references_error(case, launch):
     params = {"ignore_index": -100} if "label" in case else {}
     f, y = _logits(), _labels(params)
     if case == "nan-logit":
@@ -236,7 +256,7 @@ def test_bad_inputs_raise_the_references_error(case):
             y[6, 10] += 0.01
     ce = lossgrad.CrossEntropy(**params)
     expected = _message(lambda: ce.value(y.cpu().numpy(), f.cpu().numpy()))
-    assert _message(lambda: lgtr.cross_entropy(y, f, block=BLOCK, **params)) == expected
+    assert _message(lambda: lgtr.cross_entropy(y, f, **launch, **params)) == expected
 
 
 def test_zero_weight_mean_and_option_errors():
@@ -247,6 +267,8 @@ def test_zero_weight_mean_and_option_errors():
     assert "ignore_index" in _message(lambda: lgtr.cross_entropy(_probs(), f, ignore_index=0))
     assert "weight" in _message(lambda: lgtr.cross_entropy(_labels({}), f, weight=(1.0, 2.0)))
     assert "power of two" in _message(lambda: lgtr.cross_entropy(_labels({}), f, block=24))
+    assert "rows_per_program must be a power of two" in _message(
+        lambda: lgtr.cross_entropy(_labels({}), f, rows_per_program=3))
     assert "from_logits" in _message(lambda: lgtr.cross_entropy(_labels({}), f, from_logits=False))
     sw = torch.ones(N, dtype=torch.float64, device=DEVICE, requires_grad=True)
     assert "sample_weight" in _message(lambda: lgtr.cross_entropy(_labels({}), f, sw))
@@ -291,40 +313,48 @@ def test_torch_function_routes_cross_entropy_on_fused_devices(monkeypatch):
 
 _COMPILE_SCRIPT = """
 import json, os, re, subprocess, sys, tempfile
-import triton
-from lossgrad.integrations._triton_ce import compile_for
+import torch, triton
+from lossgrad.integrations._triton_ce import compile_for, default_config
 cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp64": torch.float64}
 out = {}
-for dtype in ("fp32", "bf16", "fp64"):
-    for labels in (True, False):
-        c = compile_for(90, labels=labels, weighted=True, dtype=dtype)
-        with tempfile.NamedTemporaryFile(suffix=".cubin") as fh:
-            fh.write(c.asm["cubin"])
-            fh.flush()
-            usage = subprocess.run([cuobjdump, "--dump-resource-usage", fh.name], capture_output=True, text=True,
-                                   check=True).stdout
-        regs, local = (int(re.search(key + r":(\\d+)", usage).group(1)) for key in ("REG", "LOCAL"))
-        out[f"{dtype}-{labels}"] = [c.asm["ptx"].count(".target sm_90"), c.asm["ptx"].count("ex2.approx"),
-                                    len(c.asm["cubin"]), regs, local]
+for name, dtype in dtypes.items():
+    for k in (10, 1000, 4096, 16384, 32768):
+        for labels in (True, False):
+            rows, block, warps = default_config(k, dtype, labels)
+            c = compile_for(90, labels=labels, weighted=not labels, dtype=name, block=block, num_warps=warps,
+                            resident=k <= block, rows=rows)
+            with tempfile.NamedTemporaryFile(suffix=".cubin") as fh:
+                fh.write(c.asm["cubin"])
+                fh.flush()
+                usage = subprocess.run([cuobjdump, "--dump-resource-usage", fh.name], capture_output=True, text=True,
+                                       check=True).stdout
+            regs, stack = (int(re.search(key + r":(\\d+)", usage).group(1)) for key in ("REG", "STACK"))
+            out[f"{name}-{k}-{labels}"] = [c.asm["ptx"].count(".target sm_90"), c.asm["ptx"].count("ex2.approx"),
+                                           len(c.asm["cubin"]), regs, stack]
 json.dump(out, sys.stdout)
 """
 
 
 def test_every_kernel_variant_compiles_for_hopper():
     """Triton's compiler, LLVM and the bundled ptxas for sm_90, in a child process (the
-    interpreter this module runs under patches triton.language for the whole process);
-    4096 columns a step, 8 warps: 111-151 registers a thread, no spills (cuobjdump)."""
+    interpreter this module runs under patches triton.language for the whole process):
+    the default launch configuration of K = 10, 1000, 4096 (rows resident), 16384 and 32768
+    (float32 labels' 16384 resident with 32 warps, else in steps), labels or probability
+    rows, float32, bfloat16 and float64.  No register
+    spills: cuobjdump's STACK (the spill stack; 8 bytes is the frame of a call) stays
+    at most 16 bytes."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_DEFAULT_FP_FUSION"] = "1"
     done = subprocess.run([sys.executable, "-c", _COMPILE_SCRIPT], env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     facts = json.loads(done.stdout)
-    assert len(facts) == 6
-    for name, (targets, ex2, cubin, registers, local) in facts.items():
+    assert len(facts) == 30
+    for name, (targets, ex2, cubin, registers, stack) in facts.items():
         assert targets == 1 and cubin > 1000, name
         assert (ex2 > 0) == (not name.startswith("fp64")), name  # 32-bit accumulation: the hardware exp2
-        assert local == 0 and registers <= 255, (name, registers, local)  # no register spills
+        assert stack <= 16 and registers <= 255, (name, registers, stack)
 
 
 def test_gpu_benchmark_script_runs_its_smoke_size():
@@ -333,7 +363,7 @@ def test_gpu_benchmark_script_runs_its_smoke_size():
     done = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [ln for ln in done.stdout.splitlines() if ln.startswith(("| float32", "| bfloat16"))]
-    assert len(rows) == 6  # lossgrad, lossgrad in place and eager; float32 and bfloat16
+    assert len(rows) == 8  # lossgrad, lossgrad in place, lossgrad unchecked and eager; float32 and bfloat16
     for row in rows:
         diff = float(row.strip("|").split("|")[-1])
         assert diff < (1e-5 if "float32" in row else 2e-2), row
@@ -412,8 +442,11 @@ def test_lossgrad_bench_gpu_explains_what_it_needs(monkeypatch):
 def test_the_benchmark_module_runs_in_process():
     from lossgrad.integrations import _triton_bench
 
-    lines = _triton_bench.run(3, [20], ["fp32"], 1, smoke=True, log=lambda line: None, configs=((32, 2),))
+    lines = _triton_bench.run(3, [20], ["fp32"], 1, smoke=True, log=lambda line: None,
+                              configs=((16, 2, 1, True), (32, 2, 2, False)))
     rows = [ln for ln in lines if ln.startswith("| float32")]
     names = [r.split("|")[3].strip() for r in rows]
-    assert names == ["lossgrad", "lossgrad in place", "eager", "lossgrad block=32 warps=2"]
+    assert names == ["lossgrad", "lossgrad in place", "lossgrad unchecked", "eager",
+                     "lossgrad block=16 warps=2 rows=1 backwards", "lossgrad block=32 warps=2 rows=2"]
+    assert kernel.REVERSE_SECOND_PASS  # the tuning switch is put back
     assert all(float(r.strip("|").split("|")[-1]) < 1e-5 for r in rows)  # each equals eager's gradient

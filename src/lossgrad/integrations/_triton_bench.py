@@ -2,9 +2,10 @@
 
 Each implementation computes the mean softmax cross-entropy of (rows, V) logits against
 integer labels and its gradient with respect to the logits (forward and backward,
-``torch.autograd.grad``): lossgrad's fused Triton kernel (plain, and with
-``grad_into_logits=True``), PyTorch eager, the same under ``torch.compile``, and Liger
-Kernel's ``liger_cross_entropy`` when it imports.  Columns: the median of ``repeat``
+``torch.autograd.grad``): lossgrad's fused Triton kernel (plain, with
+``grad_into_logits=True``, and without its input checks: ``assume_valid``), PyTorch
+eager, the same under ``torch.compile``, and Liger Kernel's ``liger_cross_entropy``
+when it imports.  Columns: the median of ``repeat``
 calls (CUDA events, implementations interleaved, three warm-up calls each), the peak
 memory a call allocates beyond its inputs, the rate at the floor's bytes (read the
 logits once, write the gradient once: 2 x rows x V x itemsize) and its share of the
@@ -15,6 +16,7 @@ logits get a fresh copy before every call, outside the timed region.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -23,6 +25,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .._config import config_context
+from . import _triton_ce
 from . import triton as lgtr
 
 __all__ = ["DTYPES", "run"]
@@ -60,9 +64,17 @@ def copy_rate_gbs(device: str, nbytes: int) -> float:
     return 2 * nbytes / (ms * 1e-3) / 1e9
 
 
-def implementations(smoke: bool, configs: tuple[tuple[int, int], ...] = ()
+Config = tuple[int, int, int, bool]  # (block, num_warps, rows_per_program, pass 2 backwards)
+
+
+def config_name(config: Config) -> str:
+    block, warps, rows, reverse = config
+    return f"lossgrad block={block} warps={warps} rows={rows}" + (" backwards" if reverse else "")
+
+
+def implementations(smoke: bool, configs: tuple[Config, ...] = ()
                     ) -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
-    """The timed callables; ``configs``: extra lossgrad entries, one per (block, num_warps)."""
+    """The timed callables; ``configs``: extra lossgrad entries, one per launch configuration."""
     def run(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[..., torch.Tensor]:
         def call(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             (g,) = torch.autograd.grad(loss_fn(f, y), f)
@@ -74,11 +86,11 @@ def implementations(smoke: bool, configs: tuple[tuple[int, int], ...] = ()
     out = {
         "lossgrad": run(lambda f, y: lgtr.cross_entropy(y, f, block=block)),
         "lossgrad in place": run(lambda f, y: lgtr.cross_entropy(y, f, grad_into_logits=True, block=block)),
+        "lossgrad unchecked": run(functools.partial(_unchecked, block)),
         "eager": run(lambda f, y: F.cross_entropy(f, y)),
     }
-    for b, w in configs:
-        out[f"lossgrad block={b} warps={w}"] = run(
-            lambda f, y, b=b, w=w: lgtr.cross_entropy(y, f, block=b, num_warps=w))
+    for config in configs:
+        out[config_name(config)] = run(functools.partial(_configured, config))
     if not smoke:
         out["compile"] = run(torch.compile(lambda f, y: F.cross_entropy(f, y)))
         try:
@@ -90,11 +102,26 @@ def implementations(smoke: bool, configs: tuple[tuple[int, int], ...] = ()
     return out
 
 
+def _unchecked(block: int | None, f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """lossgrad without its input checks (``assume_valid``): no synchronisation in the forward pass."""
+    with config_context(assume_valid=True):
+        return lgtr.cross_entropy(y, f, block=block)
+
+
+def _configured(config: Config, f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    block, warps, rows, reverse = config
+    saved, _triton_ce.REVERSE_SECOND_PASS = _triton_ce.REVERSE_SECOND_PASS, reverse
+    try:
+        return lgtr.cross_entropy(y, f, block=block, num_warps=warps, rows_per_program=rows)
+    finally:
+        _triton_ce.REVERSE_SECOND_PASS = saved
+
+
 OVERWRITES_LOGITS = ("lossgrad in place", "liger")  # these get fresh logits for every call
 
 
 def measure(rows: int, vocab: int, dtype: torch.dtype, repeat: int, device: str, copy_gbs: float,
-            smoke: bool, configs: tuple[tuple[int, int], ...] = ()) -> list[str]:
+            smoke: bool, configs: tuple[Config, ...] = ()) -> list[str]:
     gen = torch.Generator(device=device).manual_seed(0)
     base = torch.randn(rows, vocab, generator=gen, device=device, dtype=torch.float32).mul_(2.0).to(dtype)
     y = torch.randint(0, vocab, (rows,), generator=gen, device=device)
@@ -141,11 +168,11 @@ def measure(rows: int, vocab: int, dtype: torch.dtype, repeat: int, device: str,
 
 
 def run(rows: int, vocab: list[int], dtypes: list[str], repeat: int, smoke: bool = False,
-        log: Callable[[str], Any] = print, configs: tuple[tuple[int, int], ...] = ()) -> list[str]:
+        log: Callable[[str], Any] = print, configs: tuple[Config, ...] = ()) -> list[str]:
     """Run the benchmark, passing each line of the Markdown table to ``log``; returns them.
     ``smoke``: a tiny run on the CPU (the kernel through Triton's interpreter, which must
     have been switched on with TRITON_INTERPRET=1 before Triton was imported).
-    ``configs``: (block, num_warps) pairs timed as extra lossgrad rows (tuning)."""
+    ``configs``: launch configurations timed as extra lossgrad rows (tuning)."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device != "cuda" and not smoke:
         raise RuntimeError("no CUDA device: the GPU benchmark needs one")

@@ -20,9 +20,10 @@ reductions, with PyTorch's weighted-mean convention.  A double backward
 :func:`lossgrad.integrations.torch.function` sends CUDA tensors of a plain
 ``CrossEntropy`` here when Triton is installed; other losses, devices and
 differentiable sample weights take the generic path.  Bad inputs raise lossgrad's
-errors: the kernel writes a status word per row in the pass it already makes
-(non-finite logit, label out of range, target entry outside [0, 1], and the target
-row sums), read back with the mean's denominator in one synchronisation.
+errors: in the pass it already makes, the kernel ors a bit for each bad row
+(non-finite logit, label out of range, target entry outside [0, 1], target row sum
+off 1) into one status word, read back with the mean's denominator in one
+synchronisation (``config_context(assume_valid=True)`` skips it: no synchronisation).
 
 On a machine without a GPU the kernel runs in Triton's interpreter
 (``TRITON_INTERPRET=1`` before Triton is imported) on CPU tensors: that is how the
@@ -55,6 +56,27 @@ def supports(loss: Any) -> bool:
 @functools.lru_cache(maxsize=64)
 def _class_weights(weight: tuple[float, ...] | None, device: torch.device, acc: torch.dtype) -> torch.Tensor | None:
     return None if weight is None else torch.tensor(weight, dtype=acc, device=device)
+
+
+@functools.lru_cache(maxsize=64)
+def _named_loss(items: tuple[tuple[str, Any], ...]) -> Any:
+    return as_loss("cross_entropy", **dict(items))
+
+
+def _cross_entropy_loss(loss: Any, params: dict[str, Any]) -> CrossEntropy:
+    """The CrossEntropy of a call (built once per parameter set: building one validates
+    its parameters, a quarter of a small call's Python time)."""
+    ce = None
+    if loss is None:
+        try:
+            ce = _named_loss(tuple(sorted(params.items())))
+        except TypeError:  # an unhashable parameter (class weights in a list): build it below
+            pass
+    if ce is None:
+        ce = as_loss("cross_entropy" if loss is None else loss, **params)
+    if not supports(ce):
+        raise ValueError(f"the fused kernel computes CrossEntropy(from_logits=True), got {ce!r}")
+    return ce
 
 
 def _xp() -> Any:
@@ -93,10 +115,12 @@ def _inputs(loss: CrossEntropy, y_true: Any, y_pred: Any) -> tuple[torch.Tensor,
 
 
 def _fused(loss: CrossEntropy, y: torch.Tensor, f: torch.Tensor, labels: bool, sample_weight: Any,
-           reduction: Reduction, want_grad: bool, block: int | None, num_warps: int | None,
+           reduction: Reduction, want_grad: bool, config: dict[str, Any],
            in_place: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """(per-row values times the row scale, gradient times the row scale, row scale);
-    ``in_place``: the gradient overwrites ``f`` (which must have unit column stride)."""
+    """(per-row values times the row scale, gradient times the row scale, row scale: (N,)
+    or (1,) when every row has the same); ``config``: launch overrides (block, num_warps,
+    rows_per_program); ``in_place``: the gradient overwrites ``f`` (which must have unit
+    column stride)."""
     n, k = f.shape
     if in_place and f.stride(1) != 1:
         raise ValueError("grad_into_logits=True needs logits with unit stride along classes (contiguous rows)")
@@ -113,40 +137,41 @@ def _fused(loss: CrossEntropy, y: torch.Tensor, f: torch.Tensor, labels: bool, s
         y_kernel = y.contiguous()
 
     denom = None
-    if reduction is Reduction.MEAN:
-        if labels and (cw is not None or loss.ignore_index is not None):
-            inside = (y_kernel >= 0) & (y_kernel < k)
-            rw = inside.to(acc) if cw is None else cw[y_kernel.clamp(0, k - 1)] * inside
-            if loss.ignore_index is not None:
-                rw = rw * (y_kernel != loss.ignore_index)
-            denom = (rw if sw is None else rw * sw).sum()
-        else:
-            denom = torch.tensor(float(n), dtype=acc, device=f.device) if sw is None else sw.sum()
-        scale = (torch.ones(n, dtype=acc, device=f.device) if sw is None else sw) / denom
-    else:
-        scale = torch.ones(n, dtype=acc, device=f.device) if sw is None else sw
+    if reduction is Reduction.MEAN and labels and (cw is not None or loss.ignore_index is not None):
+        inside = (y_kernel >= 0) & (y_kernel < k)
+        rw = inside.to(acc) if cw is None else cw[y_kernel.clamp(0, k - 1)] * inside
+        if loss.ignore_index is not None:
+            rw = rw * (y_kernel != loss.ignore_index)
+        denom = (rw if sw is None else rw * sw).sum()
+    elif reduction is Reduction.MEAN and sw is not None:
+        denom = sw.sum()
+    if sw is not None:
+        scale = sw if denom is None else sw / denom
+    elif denom is not None:
+        scale = (1.0 / denom).reshape(1)
+    else:  # every row has the same scale, known here: no device work
+        scale = kernel.constant((1.0 / n if reduction is Reduction.MEAN else 1.0,), f.device, acc)
 
     weight_total = float(sum(loss.weight)) if loss.weight is not None else float(k)
-    rows, g, status, qsum = kernel.launch(
+    rows, g, status = kernel.launch(
         f, y_kernel, labels=labels, weight=cw, weight_total=weight_total, ignore_index=loss.ignore_index,
-        eps=loss.label_smoothing, z_loss=loss.z_loss, scale=scale, want_grad=want_grad,
-        grad_out=f.detach() if in_place else None, block=block, num_warps=num_warps,
+        eps=loss.label_smoothing, z_loss=loss.z_loss, sum_tolerance=0.0 if labels else prob_tolerance(_xp(), y.dtype),
+        scale=scale, want_grad=want_grad, grad_out=f.detach() if in_place else None, **config,
     )
-    flags = [status.ne(0).any()]
+    # One synchronisation reads what the kernel flagged (and whether the mean is defined).
+    flags = [status] if check else []
     if check and float_labels:
-        flags.append(y.ne(torch.round(y)).any())
-    if check and not labels:
-        flags.append((qsum - 1.0).abs().gt(prob_tolerance(_xp(), y.dtype)).any())
+        flags.append(y.ne(torch.round(y)).any().reshape(1))
     if denom is not None:
-        flags.append(denom.le(0))
-    found = torch.stack(flags).tolist()  # the one synchronisation
-    if any(found[:-1] if denom is not None else found) and check:
+        flags.append(denom.le(0).reshape(1))
+    found = [bool(v) for v in (flags[0] if len(flags) == 1 else torch.cat(flags)).tolist()] if flags else []
+    if any(found[:-1] if denom is not None else found):
         # Raises, except for a target row sum within rounding of the tolerance that the
         # reference's own sum accepts: then the kernel's results stand.
         _raise_input_error(loss, y, f, labels)
     if denom is not None and found[-1]:
         raise ValueError("the weighted mean is undefined (the weights sum to zero); use reduction='sum'")
-    return rows * scale, g, scale
+    return rows, g, scale
 
 
 class _FusedCrossEntropy(torch.autograd.Function):
@@ -154,10 +179,10 @@ class _FusedCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, f: torch.Tensor, y: torch.Tensor, loss: CrossEntropy, labels: bool, sample_weight: Any,
-                reduction: Reduction, block: int | None, num_warps: int | None, in_place: bool) -> torch.Tensor:
+                reduction: Reduction, config: dict[str, Any], in_place: bool) -> torch.Tensor:
         want_grad = bool(ctx.needs_input_grad[0])
         in_place = in_place and want_grad
-        rows, g, scale = _fused(loss, y, f, labels, sample_weight, reduction, want_grad, block, num_warps, in_place)
+        rows, g, scale = _fused(loss, y, f, labels, sample_weight, reduction, want_grad, config, in_place)
         ctx.loss, ctx.per_row, ctx.in_place = loss, reduction is Reduction.NONE, in_place
         out = (rows if reduction is Reduction.NONE else rows.sum()).to(f.dtype)
         if in_place:
@@ -172,7 +197,7 @@ class _FusedCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, go: torch.Tensor) -> tuple[Any, ...]:
-        none = (None,) * 8
+        none = (None,) * 7
         if ctx.in_place:
             (y, scale), f, g = ctx.saved_tensors, None, ctx.gradient
         else:
@@ -191,13 +216,14 @@ class _FusedCrossEntropy(torch.autograd.Function):
 
 def cross_entropy(y_true: Any, y_pred: Any, sample_weight: Any = None, reduction: str = "mean", *,
                   loss: Any = None, grad_into_logits: bool = False, block: int | None = None,
-                  num_warps: int | None = None, **params: Any) -> torch.Tensor:
+                  num_warps: int | None = None, rows_per_program: int | None = None, **params: Any) -> torch.Tensor:
     """Softmax cross-entropy of ``y_pred`` (N, K) logits through the fused kernel, differentiable.
 
     ``loss`` is a :class:`lossgrad.CrossEntropy` (or pass its parameters: ``weight``,
     ``ignore_index``, ``label_smoothing``, ``z_loss``).  Argument order and reductions
-    are those of :func:`lossgrad.integrations.torch.function`.  ``block`` (a power of
-    two) and ``num_warps`` override the launch configuration.
+    are those of :func:`lossgrad.integrations.torch.function`.  ``block`` (columns a
+    step, a power of two; at least K keeps each row in registers), ``num_warps`` and
+    ``rows_per_program`` (a power of two) override the launch configuration.
 
     ``grad_into_logits=True`` writes the gradient over the logits (one (N, K) array less
     at the peak, as a language model's output layer wants): ``y_pred`` holds the gradient
@@ -205,30 +231,28 @@ def cross_entropy(y_true: Any, y_pred: Any, sample_weight: Any = None, reduction
     from a matrix product; another node that saved them raises PyTorch's in-place error
     at its backward, and double backward raises.
     """
-    ce = as_loss("cross_entropy" if loss is None else loss, **params)
-    if not supports(ce):
-        raise ValueError(f"the fused kernel computes CrossEntropy(from_logits=True), got {ce!r}")
+    ce = _cross_entropy_loss(loss, params)
     red = Reduction.parse(reduction)
     f, y, labels = _inputs(ce, y_true, y_pred)
     if isinstance(sample_weight, torch.Tensor) and sample_weight.requires_grad:
         raise ValueError("sample_weight must not require grad on the fused path; use integrations.torch.function")
-    return _FusedCrossEntropy.apply(f, y, ce, labels, sample_weight, red, block, num_warps, grad_into_logits)
+    config = {"block": block, "num_warps": num_warps, "rows_per_program": rows_per_program}
+    return _FusedCrossEntropy.apply(f, y, ce, labels, sample_weight, red, config, grad_into_logits)
 
 
 def cross_entropy_value_grad(y_true: Any, y_pred: Any, sample_weight: Any = None, reduction: str = "mean", *,
                              loss: Any = None, block: int | None = None, num_warps: int | None = None,
-                             **params: Any) -> tuple[torch.Tensor, torch.Tensor]:
+                             rows_per_program: int | None = None, **params: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """(reduced value, its gradient with respect to ``y_pred``) in one kernel, outside autograd.
 
     ``reduction="none"`` gives the per-row values and the per-row gradients (each row's
     own gradient, times its sample weight).
     """
-    ce = as_loss("cross_entropy" if loss is None else loss, **params)
-    if not supports(ce):
-        raise ValueError(f"the fused kernel computes CrossEntropy(from_logits=True), got {ce!r}")
+    ce = _cross_entropy_loss(loss, params)
     red = Reduction.parse(reduction)
     f, y, labels = _inputs(ce, y_true, y_pred)
     with torch.no_grad():
-        rows, g, _ = _fused(ce, y, f.detach(), labels, sample_weight, red, True, block, num_warps)
+        config = {"block": block, "num_warps": num_warps, "rows_per_program": rows_per_program}
+        rows, g, _ = _fused(ce, y, f.detach(), labels, sample_weight, red, True, config)
     out = rows if red is Reduction.NONE else rows.sum()
     return out.to(f.dtype), g
