@@ -18,6 +18,11 @@ same value as S lse - sum_c a_c f_c but has no cancellation (every m - f_c >= 0)
 Accumulation is in float32 for 16- and 32-bit logits and float64 for float64;
 the gradient is stored in the logits' dtype.
 
+With labels, pass 2 writes g_c without the label's own term -s_i keep (1 - eps) w_y,
+and :func:`_label_term` then writes g_y once a row; sum_c a_c (m - f_c) is then
+keep (eps / K sum_c w_c (m - f_c) + (1 - eps) w_y (m - f_y)), the first sum kept in
+pass 1 (only with label smoothing).
+
 Memory traffic: a row of at most RESIDENT_MAX classes is one block that stays in
 registers between the passes (the logits are read once, the gradient written once:
 the floor).  A longer row is read in blocks twice; pass 2 walks it backwards, so its
@@ -50,50 +55,79 @@ def _bit_or(a, b):
 
 
 @triton.jit
-def _scan_step(f_rows, y_rows, w_ptr, c, inside, m, d, worst, q_bad, q_total, wq_total,
-               LABELS: tl.constexpr, HAS_WEIGHT: tl.constexpr):
+def _scan_step(f_rows, y_rows, w_ptr, c, inside, m, d, worst, q_bad, q_total, wq_total, gap, w_seen,
+               LABELS: tl.constexpr, HAS_WEIGHT: tl.constexpr, SMOOTH: tl.constexpr):
     """Pass 1 over one (ROWS, BLOCK) tile: per row the running maximum m and
     d = sum exp(f - m); ``worst``, lane by lane, the largest |f| so far (inf for NaN:
     one reduction at the end instead of one a step); for probability targets their
-    checks and sums.  Returns the tile's logits (-inf on masked lanes) with the
-    updated state."""
+    checks and sums; for smoothed labels gap = sum_c w_c (m - f_c) over the columns so
+    far (every term >= 0; a larger maximum adds w_seen (m_new - m)).  Returns the
+    tile's logits (-inf on masked lanes) with the updated state."""
     acc: tl.constexpr = m.dtype
     cc, ii = c[None, :], inside[None, :]
     x = tl.load(f_rows + cc, mask=ii, other=float("-inf")).to(acc)
     worst = tl.maximum(worst, tl.where(ii, tl.where(x == x, tl.abs(x), float("inf")), 0.0))
     m_new = tl.maximum(m, tl.max(x, axis=1))
     d = d * tl.exp(m - m_new) + tl.sum(tl.exp(x - m_new[:, None]), axis=1)
+    if LABELS and SMOOTH:
+        if HAS_WEIGHT:
+            w = tl.load(w_ptr + cc, mask=ii, other=0.0).to(acc)
+        else:
+            w = tl.where(ii, 1.0, 0.0).to(acc)
+        rise = tl.where(w_seen > 0, m_new - m, 0.0)  # m = -inf before the first block
+        gap += w_seen * rise + tl.sum(w * tl.where(ii, m_new[:, None] - x, 0.0), axis=1)
+        w_seen += tl.sum(w, axis=1)
     if not LABELS:
         q = tl.load(y_rows + cc, mask=ii, other=0.0).to(acc)
         q_bad += tl.sum((ii & ~((q >= 0.0) & (q <= 1.0))).to(tl.int32), axis=1)
         q_total += tl.sum(q, axis=1)
         if HAS_WEIGHT:
             wq_total += tl.sum(q * tl.load(w_ptr + cc, mask=ii, other=0.0).to(acc), axis=1)
-    return x, m_new, d, worst, q_bad, q_total, wq_total
+    return x, m_new, d, worst, q_bad, q_total, wq_total, gap, w_seen
 
 
 @triton.jit
-def _gradient_step(x, c, inside, row_ok, y_rows, w_ptr, g_rows, m, lse, keep, label, w_label, eps, spread, coef_p,
-                   scale, LABELS: tl.constexpr, HAS_WEIGHT: tl.constexpr, WANT_GRAD: tl.constexpr):
-    """Pass 2 over one (ROWS, BLOCK) tile: stores its gradient; returns its terms of
-    sum_c a_c (m - f_c), lane by lane (summed once at the end)."""
+def _gradient_step(x, c, inside, row_ok, y_rows, w_ptr, g_rows, m, lse, keep, eps, spread, coef_p, scale,
+                   LABELS: tl.constexpr, HAS_WEIGHT: tl.constexpr, WANT_GRAD: tl.constexpr, SMOOTH: tl.constexpr):
+    """Pass 2 over one (ROWS, BLOCK) tile: stores its gradient (for labels without the
+    label's own term, which :func:`_label_term` adds to one element a row); returns
+    its terms of sum_c a_c (m - f_c) for probability rows, lane by lane (summed once at
+    the end)."""
     acc: tl.constexpr = x.dtype
     cc, ii = c[None, :], inside[None, :]
-    if HAS_WEIGHT:
-        w = tl.load(w_ptr + cc, mask=ii, other=0.0).to(acc)
+    if LABELS:  # a_c = keep eps w_c / K off the label
+        if not SMOOTH:
+            a = tl.zeros_like(x)
+        elif HAS_WEIGHT:
+            a = (keep * spread)[:, None] * tl.load(w_ptr + cc, mask=ii, other=0.0).to(acc)
+        else:
+            a = tl.zeros_like(x) + (keep * spread)[:, None]
     else:
-        w = tl.where(ii, 1.0, 0.0).to(acc)
-    if LABELS:
-        hit = tl.where(cc == label[:, None], ((1.0 - eps) * w_label)[:, None], 0.0)
-        a = keep[:, None] * (spread * w + hit)
-    else:
+        if HAS_WEIGHT:
+            w = tl.load(w_ptr + cc, mask=ii, other=0.0).to(acc)
+        else:
+            w = tl.where(ii, 1.0, 0.0).to(acc)
         q = tl.load(y_rows + cc, mask=ii, other=0.0).to(acc)
         a = w * ((1.0 - eps) * q + spread)
     if WANT_GRAD:
         p = tl.exp(x - lse[:, None])
         g = scale[:, None] * (coef_p[:, None] * p - a)
         tl.store(g_rows + cc, g.to(g_rows.dtype.element_ty), mask=row_ok[:, None] & ii)
+    if LABELS:
+        return tl.zeros_like(x)
     return a * tl.where(ii, m[:, None] - x, 0.0)  # x = -inf on a resident tile's masked lanes
+
+
+@triton.jit
+def _label_term(g_ptr, g_stride, rows, row_ok, label, at_label, x_label, w_label, lse, keep, eps, spread, coef_p,
+                scale, HAS_WEIGHT: tl.constexpr):
+    """The gradient at each row's label, written over what pass 2 stored there:
+    s ((S + 2 z lse) p_y - a_y), a_y = keep ((1 - eps) w_y + eps w_y / K)."""
+    tl.debug_barrier()  # every thread's pass-2 stores before these
+    w_y = w_label if HAS_WEIGHT else 1.0
+    a_y = keep * ((1.0 - eps) * w_label + spread * w_y)
+    g_y = scale * (coef_p * tl.exp(x_label - lse) - a_y)
+    tl.store(g_ptr + rows * g_stride + label, g_y.to(g_ptr.dtype.element_ty), mask=row_ok & at_label)
 
 
 @triton.jit
@@ -101,8 +135,8 @@ def _cross_entropy_rows(
     f_ptr, f_stride, y_ptr, y_stride, w_ptr, scale_ptr, g_ptr, g_stride, loss_ptr, status_ptr,
     param_ptr, n_rows, n_classes, ignore_index,
     LABELS: tl.constexpr, HAS_WEIGHT: tl.constexpr, HAS_IGNORE: tl.constexpr, WANT_GRAD: tl.constexpr,
-    ROW_SCALE: tl.constexpr, RESIDENT: tl.constexpr, REVERSE: tl.constexpr, ROWS: tl.constexpr,
-    BLOCK: tl.constexpr,
+    ROW_SCALE: tl.constexpr, RESIDENT: tl.constexpr, REVERSE: tl.constexpr, SMOOTH: tl.constexpr,
+    ROWS: tl.constexpr, BLOCK: tl.constexpr,
 ):
     acc: tl.constexpr = loss_ptr.dtype.element_ty
     rows = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)
@@ -122,6 +156,7 @@ def _cross_entropy_rows(
     label = tl.zeros((ROWS,), tl.int64)
     w_label = tl.full((ROWS,), 1.0, acc)
     status = tl.zeros((ROWS,), tl.int32)
+    valid = tl.zeros((ROWS,), tl.int1)
     if LABELS:
         label = tl.load(y_ptr + rows * y_stride).to(tl.int64)
         valid = (label >= 0) & (label < n_classes)
@@ -141,17 +176,21 @@ def _cross_entropy_rows(
     q_bad = tl.zeros((ROWS,), tl.int32)
     q_total = tl.zeros((ROWS,), acc)
     wq_total = tl.zeros((ROWS,), acc)
+    gap = tl.zeros((ROWS,), acc)
+    w_seen = tl.zeros((ROWS,), acc)
     if RESIDENT:
         c = cols
         inside = c < n_classes
-        x, m, d, worst, q_bad, q_total, wq_total = _scan_step(
-            f_rows, y_rows, w_ptr, c, inside, m, d, worst, q_bad, q_total, wq_total, LABELS, HAS_WEIGHT)
+        x, m, d, worst, q_bad, q_total, wq_total, gap, w_seen = _scan_step(
+            f_rows, y_rows, w_ptr, c, inside, m, d, worst, q_bad, q_total, wq_total, gap, w_seen, LABELS,
+            HAS_WEIGHT, SMOOTH)
     else:
         for start in range(0, n_classes, BLOCK):
             c = start + cols
             inside = c < n_classes
-            _, m, d, worst, q_bad, q_total, wq_total = _scan_step(
-                f_rows, y_rows, w_ptr, c, inside, m, d, worst, q_bad, q_total, wq_total, LABELS, HAS_WEIGHT)
+            _, m, d, worst, q_bad, q_total, wq_total, gap, w_seen = _scan_step(
+                f_rows, y_rows, w_ptr, c, inside, m, d, worst, q_bad, q_total, wq_total, gap, w_seen, LABELS,
+                HAS_WEIGHT, SMOOTH)
     finite = tl.max(worst, axis=1) < float("inf")  # no NaN or +-inf in the row
     status = status | tl.where(finite, 0, BAD_LOGIT) | tl.where(q_bad > 0, BAD_TARGET, 0)
     if not LABELS:
@@ -169,11 +208,14 @@ def _cross_entropy_rows(
     coef_p = s_total + 2.0 * z * lse
     scale = tl.load(scale_ptr + (rows if ROW_SCALE else rows * 0)).to(acc)
 
-    # pass 2: the value's sum and the gradient; REVERSE: the last block first (the most
-    # recently read blocks are the likeliest to be in L2 still)
+    # a label's own logit, read before pass 2 may overwrite it (grad_into_logits)
+    x_label = tl.load(f_ptr + rows * f_stride + tl.where(valid, label, 0)).to(acc)
+
+    # pass 2: the gradient (and for probability rows the value's sum); REVERSE: the last
+    # block first (the most recently read blocks are the likeliest to be in L2 still)
     if RESIDENT:
-        gaps = _gradient_step(x, c, inside, row_ok, y_rows, w_ptr, g_rows, m, lse, keep, label, w_label, eps,
-                              spread, coef_p, scale, LABELS, HAS_WEIGHT, WANT_GRAD)
+        gaps = _gradient_step(x, c, inside, row_ok, y_rows, w_ptr, g_rows, m, lse, keep, eps, spread, coef_p,
+                              scale, LABELS, HAS_WEIGHT, WANT_GRAD, SMOOTH)
     else:
         gaps = tl.zeros((ROWS, BLOCK), acc)
         n_steps = tl.cdiv(n_classes, BLOCK)
@@ -181,9 +223,15 @@ def _cross_entropy_rows(
             c = ((n_steps - 1 - step) if REVERSE else step) * BLOCK + cols
             inside = c < n_classes
             x = tl.load(f_rows + c[None, :], mask=inside[None, :], other=0.0).to(acc)
-            gaps += _gradient_step(x, c, inside, row_ok, y_rows, w_ptr, g_rows, m, lse, keep, label, w_label, eps,
-                                   spread, coef_p, scale, LABELS, HAS_WEIGHT, WANT_GRAD)
-    a_gap = tl.sum(gaps, axis=1)
+            gaps += _gradient_step(x, c, inside, row_ok, y_rows, w_ptr, g_rows, m, lse, keep, eps, spread, coef_p,
+                                   scale, LABELS, HAS_WEIGHT, WANT_GRAD, SMOOTH)
+    if LABELS:  # sum_c a_c (m - f_c) = keep (eps / K sum_c w_c (m - f_c) + (1 - eps) w_y (m - f_y))
+        a_gap = keep * (spread * gap + (1.0 - eps) * w_label * (m - x_label))
+        if WANT_GRAD:
+            _label_term(g_ptr, g_stride, rows, row_ok, label, valid, x_label, w_label, lse, keep, eps, spread,
+                        coef_p, scale, HAS_WEIGHT)
+    else:
+        a_gap = tl.sum(gaps, axis=1)
 
     tl.store(loss_ptr + rows, scale * (a_gap + s_total * log_d + z * lse * lse), mask=row_ok)
     flagged = tl.reduce(status, 0, _bit_or)
@@ -281,7 +329,8 @@ def launch(
         g if g is not None else dummy, g.stride(0) if g is not None else 0, loss_rows, status,
         params, n, k, ignore_index if ignore_index is not None else 0,
         LABELS=labels, HAS_WEIGHT=weight is not None, HAS_IGNORE=ignore_index is not None, WANT_GRAD=want_grad,
-        ROW_SCALE=scale.numel() != 1, RESIDENT=k <= block, REVERSE=REVERSE_SECOND_PASS, ROWS=rows, BLOCK=block,
+        ROW_SCALE=scale.numel() != 1, RESIDENT=k <= block, REVERSE=REVERSE_SECOND_PASS, SMOOTH=eps != 0,
+        ROWS=rows, BLOCK=block,
         num_warps=num_warps or warps,
     )
     return loss_rows, g, status
@@ -306,7 +355,8 @@ def compile_for(arch: int, *, labels: bool, weighted: bool, dtype: str, block: i
         "status_ptr": "*i32", "param_ptr": f"*{acc}", "n_rows": "i32", "n_classes": "i32", "ignore_index": "i32",
     }
     flags = {"LABELS": labels, "HAS_WEIGHT": weighted, "HAS_IGNORE": labels, "WANT_GRAD": True,
-             "ROW_SCALE": weighted, "RESIDENT": resident, "REVERSE": True, "ROWS": rows, "BLOCK": block}
+             "ROW_SCALE": weighted, "RESIDENT": resident, "REVERSE": True, "SMOOTH": True, "ROWS": rows,
+             "BLOCK": block}
     signature.update({name: "constexpr" for name in flags})
     constexprs = {(fn.arg_names.index(name),): value for name, value in flags.items()}
     # What a launch specializes on for PyTorch's tensors: 16-byte aligned pointers, and row
