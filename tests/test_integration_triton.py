@@ -181,17 +181,27 @@ def test_unit_upstream_returns_the_kernels_gradient_itself():
     assert torch.equal(g, grad)
 
 
-def test_double_backward_is_the_exact_hessian():
+@pytest.mark.parametrize("weighted", [True, False], ids=["sample-weights", "one-scale"])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_double_backward_is_the_exact_hessian(weighted, reduction):
+    """With sample weights the kernel's row scale is an (N,) vector; without, one number
+    for every row (the mean's 1 / N, or 1): both reach the Hessian's chain rule."""
     params = {"weight": CLASS_W, "ignore_index": -100, "z_loss": 0.05}
     f = _logits().requires_grad_()
     y = _labels(params)
     v = torch.tensor(RNG.normal(size=(N, K)), device=DEVICE)
-    sw = torch.tensor(RNG.uniform(0.5, 2.0, N), device=DEVICE)
-    (g,) = torch.autograd.grad(lgtr.cross_entropy(y, f, sw, block=BLOCK, **params), f, create_graph=True)
+    sw = torch.tensor(RNG.uniform(0.5, 2.0, N), device=DEVICE) if weighted else None
+    upstream = torch.linspace(0.5, 2.0, N, dtype=f.dtype, device=DEVICE) if reduction == "none" else None
+    out = lgtr.cross_entropy(y, f, sw, reduction=reduction, block=BLOCK, **params)
+    (g,) = torch.autograd.grad(out, f, upstream, create_graph=True)
     (hv,) = torch.autograd.grad((g * v).sum(), f)
     ce, yn, fn = lossgrad.CrossEntropy(**params), y.cpu().numpy(), f.detach().cpu().numpy()
-    d = _mean_denominator(ce, y, sw.cpu().numpy())
-    expected = ce.hvp(yn, fn, v.cpu().numpy(), sample_weight=sw.cpu().numpy()) / d
+    swn = None if sw is None else sw.cpu().numpy()
+    if reduction == "mean":
+        expected = ce.hvp(yn, fn, v.cpu().numpy(), sample_weight=swn) / _mean_denominator(ce, y, swn)
+    else:
+        rows = (upstream.cpu().numpy() if swn is None else upstream.cpu().numpy() * swn)[:, None]
+        expected = rows * ce.hvp(yn, fn, v.cpu().numpy())
     _close(hv, expected, 1e-12)
 
 
