@@ -241,7 +241,7 @@ def _message(fn):
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the interpreter's NumPy on inf
 @pytest.mark.parametrize(
     "case",
-    ["nan-logit", "inf-logit", "label-too-large", "negative-label", "fractional-label", "prob-outside",
+    ["nan-logit", "inf-logit", "posinf-logit", "label-too-large", "negative-label", "fractional-label", "prob-outside",
      "prob-row-sum"],
 )
 def test_bad_inputs_raise_the_references_error(case, launch):
@@ -251,6 +251,8 @@ def test_bad_inputs_raise_the_references_error(case, launch):
         f[4, 30] = float("nan")
     elif case == "inf-logit":
         f[8, 36] = -float("inf")  # in the masked last step
+    elif case == "posinf-logit":
+        f[2, 5] = float("inf")
     elif case == "label-too-large":
         y[2] = K
     elif case == "negative-label":

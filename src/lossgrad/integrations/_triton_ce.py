@@ -55,18 +55,19 @@ def _bit_or(a, b):
 
 
 @triton.jit
-def _scan_step(f_rows, y_rows, w_ptr, c, inside, m, d, worst, q_bad, q_total, wq_total, gap, w_seen,
+def _scan_step(f_rows, y_rows, w_ptr, c, inside, m, d, low, q_bad, q_total, wq_total, gap, w_seen,
                LABELS: tl.constexpr, HAS_WEIGHT: tl.constexpr, SMOOTH: tl.constexpr):
     """Pass 1 over one (ROWS, BLOCK) tile: per row the running maximum m and
-    d = sum exp(f - m); ``worst``, lane by lane, the largest |f| so far (inf for NaN:
-    one reduction at the end instead of one a step); for probability targets their
-    checks and sums; for smoothed labels gap = sum_c w_c (m - f_c) over the columns so
+    d = sum exp(f - m); ``low``, lane by lane, the smallest f so far (a -inf shows
+    there; NaN and +inf make d NaN: one reduction at the end instead of one a step;
+    two operations an element); for probability targets their checks and sums; for
+    smoothed labels gap = sum_c w_c (m - f_c) over the columns so
     far (every term >= 0; a larger maximum adds w_seen (m_new - m)).  Returns the
     tile's logits (-inf on masked lanes) with the updated state."""
     acc: tl.constexpr = m.dtype
     cc, ii = c[None, :], inside[None, :]
     x = tl.load(f_rows + cc, mask=ii, other=float("-inf")).to(acc)
-    worst = tl.maximum(worst, tl.where(ii, tl.where(x == x, tl.abs(x), float("inf")), 0.0))
+    low = tl.minimum(low, tl.where(ii, x, 0.0))
     m_new = tl.maximum(m, tl.max(x, axis=1))
     d = d * tl.exp(m - m_new) + tl.sum(tl.exp(x - m_new[:, None]), axis=1)
     if LABELS and SMOOTH:
@@ -83,7 +84,7 @@ def _scan_step(f_rows, y_rows, w_ptr, c, inside, m, d, worst, q_bad, q_total, wq
         q_total += tl.sum(q, axis=1)
         if HAS_WEIGHT:
             wq_total += tl.sum(q * tl.load(w_ptr + cc, mask=ii, other=0.0).to(acc), axis=1)
-    return x, m_new, d, worst, q_bad, q_total, wq_total, gap, w_seen
+    return x, m_new, d, low, q_bad, q_total, wq_total, gap, w_seen
 
 
 @triton.jit
@@ -172,7 +173,7 @@ def _cross_entropy_rows(
     # whole row is one block, read once and kept for pass 2
     m = tl.full((ROWS,), float("-inf"), acc)
     d = tl.zeros((ROWS,), acc)
-    worst = tl.zeros((ROWS, BLOCK), acc)
+    low = tl.zeros((ROWS, BLOCK), acc)
     q_bad = tl.zeros((ROWS,), tl.int32)
     q_total = tl.zeros((ROWS,), acc)
     wq_total = tl.zeros((ROWS,), acc)
@@ -181,17 +182,17 @@ def _cross_entropy_rows(
     if RESIDENT:
         c = cols
         inside = c < n_classes
-        x, m, d, worst, q_bad, q_total, wq_total, gap, w_seen = _scan_step(
-            f_rows, y_rows, w_ptr, c, inside, m, d, worst, q_bad, q_total, wq_total, gap, w_seen, LABELS,
+        x, m, d, low, q_bad, q_total, wq_total, gap, w_seen = _scan_step(
+            f_rows, y_rows, w_ptr, c, inside, m, d, low, q_bad, q_total, wq_total, gap, w_seen, LABELS,
             HAS_WEIGHT, SMOOTH)
     else:
         for start in range(0, n_classes, BLOCK):
             c = start + cols
             inside = c < n_classes
-            _, m, d, worst, q_bad, q_total, wq_total, gap, w_seen = _scan_step(
-                f_rows, y_rows, w_ptr, c, inside, m, d, worst, q_bad, q_total, wq_total, gap, w_seen, LABELS,
+            _, m, d, low, q_bad, q_total, wq_total, gap, w_seen = _scan_step(
+                f_rows, y_rows, w_ptr, c, inside, m, d, low, q_bad, q_total, wq_total, gap, w_seen, LABELS,
                 HAS_WEIGHT, SMOOTH)
-    finite = tl.max(worst, axis=1) < float("inf")  # no NaN or +-inf in the row
+    finite = (tl.min(low, axis=1) > float("-inf")) & (d == d) & (m < float("inf"))  # no NaN or +-inf in the row
     status = status | tl.where(finite, 0, BAD_LOGIT) | tl.where(q_bad > 0, BAD_TARGET, 0)
     if not LABELS:
         status = status | tl.where(tl.abs(q_total - 1.0) > sum_tolerance, BAD_ROW_SUM, 0)
