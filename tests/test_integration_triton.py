@@ -287,6 +287,21 @@ def test_zero_weight_mean_and_option_errors():
     assert "sample_weight" in _message(lambda: lgtr.cross_entropy(_labels({}), f, -torch.ones(N, device=DEVICE)))
 
 
+def test_class_weights_in_a_tensor_are_read_at_every_call():
+    """A call's CrossEntropy is cached only for plain parameter values: class weights in a
+    tensor that changes between calls take effect."""
+    f, y = _logits(), _labels({})
+    w = torch.tensor(CLASS_W, dtype=torch.float64, device=DEVICE)
+    first = lgtr.cross_entropy(y, f, weight=w, block=BLOCK)
+    w.mul_(torch.linspace(0.5, 2.0, K, dtype=torch.float64, device=DEVICE))
+    second = lgtr.cross_entropy(y, f, weight=w, block=BLOCK)
+    expected = F.cross_entropy(f, y, weight=w)
+    _close(second, expected.cpu().numpy(), 1e-12)
+    assert abs(float(second) - float(first)) > 1e-3
+    cached = lgtr.cross_entropy(y, f, weight=tuple(w.tolist()), block=BLOCK)
+    assert lgtr.cross_entropy(y, f, weight=tuple(w.tolist()), block=BLOCK) == cached  # the cached loss
+
+
 def test_assume_valid_skips_the_checks():
     f, y = _logits(), _labels({})
     y[0] = K + 5

@@ -59,20 +59,24 @@ def _class_weights(weight: tuple[float, ...] | None, device: torch.device, acc: 
 
 
 @functools.lru_cache(maxsize=64)
-def _named_loss(items: tuple[tuple[str, Any], ...]) -> Any:
-    return as_loss("cross_entropy", **dict(items))
+def _named_loss(items: tuple[tuple[str, str, Any], ...]) -> Any:
+    return as_loss("cross_entropy", **{name: value for name, _, value in items})
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is an immutable number, string or tuple of them (a safe cache key;
+    a tensor or array of class weights can change between calls)."""
+    if isinstance(value, tuple):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
 
 
 def _cross_entropy_loss(loss: Any, params: dict[str, Any]) -> CrossEntropy:
-    """The CrossEntropy of a call (built once per parameter set: building one validates
-    its parameters, a quarter of a small call's Python time)."""
-    ce = None
-    if loss is None:
-        try:
-            ce = _named_loss(tuple(sorted(params.items())))
-        except TypeError:  # an unhashable parameter (class weights in a list): build it below
-            pass
-    if ce is None:
+    """The CrossEntropy of a call (built once per parameter set of plain values: building
+    one validates its parameters, a quarter of a small call's Python time)."""
+    if loss is None and all(_plain(v) for v in params.values()):
+        ce = _named_loss(tuple(sorted((name, type(v).__name__, v) for name, v in params.items())))
+    else:
         ce = as_loss("cross_entropy" if loss is None else loss, **params)
     if not supports(ce):
         raise ValueError(f"the fused kernel computes CrossEntropy(from_logits=True), got {ce!r}")
