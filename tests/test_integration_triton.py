@@ -241,8 +241,8 @@ def _message(fn):
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the interpreter's NumPy on inf
 @pytest.mark.parametrize(
     "case",
-    ["nan-logit", "inf-logit", "posinf-logit", "label-too-large", "negative-label", "fractional-label", "prob-outside",
-     "prob-row-sum"],
+    ["nan-logit", "inf-logit", "posinf-logit", "label-too-large", "negative-label", "fractional-label",
+     "prob-outside", "prob-row-sum"],
 )
 def test_bad_inputs_raise_the_references_error(case, launch):
     params = {"ignore_index": -100} if "label" in case else {}
@@ -368,9 +368,8 @@ def test_every_kernel_variant_compiles_for_hopper():
     interpreter this module runs under patches triton.language for the whole process):
     the default launch configuration of K = 10, 1000, 4096 (rows resident), 16384 and 32768
     (float32 labels' 16384 resident with 32 warps, else in steps), labels or probability
-    rows, float32, bfloat16 and float64.  No register
-    spills: cuobjdump's STACK (the spill stack; 8 bytes is the frame of a call) stays
-    at most 16 bytes."""
+    rows, float32, bfloat16 and float64.  No register spills: cuobjdump's STACK (the
+    spill stack; 8 bytes is the frame of a call) stays at most 16 bytes."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_DEFAULT_FP_FUSION"] = "1"
     done = subprocess.run([sys.executable, "-c", _COMPILE_SCRIPT], env=env, capture_output=True, text=True,
