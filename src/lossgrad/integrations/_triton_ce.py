@@ -55,6 +55,14 @@ def _bit_or(a, b):
 
 
 @triton.jit
+def _class_weights(w_ptr, cc, ii, like, HAS_WEIGHT: tl.constexpr):
+    """The class weights of a tile's columns in ``like``'s dtype (1 without weights), 0 on masked lanes."""
+    if HAS_WEIGHT:
+        return tl.load(w_ptr + cc, mask=ii, other=0.0).to(like.dtype)
+    return tl.where(ii, 1.0, 0.0).to(like.dtype)
+
+
+@triton.jit
 def _scan_step(f_rows, y_rows, w_ptr, c, inside, m, d, low, q_bad, q_total, wq_total, gap, w_seen,
                LABELS: tl.constexpr, HAS_WEIGHT: tl.constexpr, SMOOTH: tl.constexpr):
     """Pass 1 over one (ROWS, BLOCK) tile: per row the running maximum m and
@@ -71,10 +79,7 @@ def _scan_step(f_rows, y_rows, w_ptr, c, inside, m, d, low, q_bad, q_total, wq_t
     m_new = tl.maximum(m, tl.max(x, axis=1))
     d = d * tl.exp(m - m_new) + tl.sum(tl.exp(x - m_new[:, None]), axis=1)
     if LABELS and SMOOTH:
-        if HAS_WEIGHT:
-            w = tl.load(w_ptr + cc, mask=ii, other=0.0).to(acc)
-        else:
-            w = tl.where(ii, 1.0, 0.0).to(acc)
+        w = _class_weights(w_ptr, cc, ii, x, HAS_WEIGHT)
         rise = tl.where(w_seen > 0, m_new - m, 0.0)  # m = -inf before the first block
         gap += w_seen * rise + tl.sum(w * tl.where(ii, m_new[:, None] - x, 0.0), axis=1)
         w_seen += tl.sum(w, axis=1)
@@ -83,7 +88,7 @@ def _scan_step(f_rows, y_rows, w_ptr, c, inside, m, d, low, q_bad, q_total, wq_t
         q_bad += tl.sum((ii & ~((q >= 0.0) & (q <= 1.0))).to(tl.int32), axis=1)
         q_total += tl.sum(q, axis=1)
         if HAS_WEIGHT:
-            wq_total += tl.sum(q * tl.load(w_ptr + cc, mask=ii, other=0.0).to(acc), axis=1)
+            wq_total += tl.sum(q * _class_weights(w_ptr, cc, ii, x, HAS_WEIGHT), axis=1)
     return x, m_new, d, low, q_bad, q_total, wq_total, gap, w_seen
 
 
@@ -92,41 +97,33 @@ def _gradient_step(x, c, inside, row_ok, y_rows, w_ptr, g_rows, m, lse, keep, ep
                    LABELS: tl.constexpr, HAS_WEIGHT: tl.constexpr, WANT_GRAD: tl.constexpr, SMOOTH: tl.constexpr):
     """Pass 2 over one (ROWS, BLOCK) tile: stores its gradient (for labels without the
     label's own term, which :func:`_label_term` adds to one element a row); returns
-    its terms of sum_c a_c (m - f_c) for probability rows, lane by lane (summed once at
-    the end)."""
-    acc: tl.constexpr = x.dtype
+    its terms of sum_c a_c (m - f_c), lane by lane (summed once at the end; only
+    probability rows use them: for labels the sum comes from pass 1)."""
     cc, ii = c[None, :], inside[None, :]
     if LABELS:  # a_c = keep eps w_c / K off the label
         if not SMOOTH:
             a = tl.zeros_like(x)
         elif HAS_WEIGHT:
-            a = (keep * spread)[:, None] * tl.load(w_ptr + cc, mask=ii, other=0.0).to(acc)
+            a = (keep * spread)[:, None] * _class_weights(w_ptr, cc, ii, x, HAS_WEIGHT)
         else:
             a = tl.zeros_like(x) + (keep * spread)[:, None]
     else:
-        if HAS_WEIGHT:
-            w = tl.load(w_ptr + cc, mask=ii, other=0.0).to(acc)
-        else:
-            w = tl.where(ii, 1.0, 0.0).to(acc)
-        q = tl.load(y_rows + cc, mask=ii, other=0.0).to(acc)
-        a = w * ((1.0 - eps) * q + spread)
+        q = tl.load(y_rows + cc, mask=ii, other=0.0).to(x.dtype)
+        a = _class_weights(w_ptr, cc, ii, x, HAS_WEIGHT) * ((1.0 - eps) * q + spread)
     if WANT_GRAD:
         p = tl.exp(x - lse[:, None])
         g = scale[:, None] * (coef_p[:, None] * p - a)
         tl.store(g_rows + cc, g.to(g_rows.dtype.element_ty), mask=row_ok[:, None] & ii)
-    if LABELS:
-        return tl.zeros_like(x)
     return a * tl.where(ii, m[:, None] - x, 0.0)  # x = -inf on a resident tile's masked lanes
 
 
 @triton.jit
 def _label_term(g_ptr, g_stride, rows, row_ok, label, at_label, x_label, w_label, lse, keep, eps, spread, coef_p,
-                scale, HAS_WEIGHT: tl.constexpr):
+                scale):
     """The gradient at each row's label, written over what pass 2 stored there:
-    s ((S + 2 z lse) p_y - a_y), a_y = keep ((1 - eps) w_y + eps w_y / K)."""
+    s ((S + 2 z lse) p_y - a_y), a_y = keep ((1 - eps) w_y + eps w_y / K) (w_y = 1 without weights)."""
     tl.debug_barrier()  # every thread's pass-2 stores before these
-    w_y = w_label if HAS_WEIGHT else 1.0
-    a_y = keep * ((1.0 - eps) * w_label + spread * w_y)
+    a_y = keep * ((1.0 - eps) * w_label + spread * w_label)
     g_y = scale * (coef_p * tl.exp(x_label - lse) - a_y)
     tl.store(g_ptr + rows * g_stride + label, g_y.to(g_ptr.dtype.element_ty), mask=row_ok & at_label)
 
@@ -214,23 +211,27 @@ def _cross_entropy_rows(
 
     # pass 2: the gradient (and for probability rows the value's sum); REVERSE: the last
     # block first (the most recently read blocks are the likeliest to be in L2 still)
+    gaps = tl.zeros((ROWS, BLOCK), acc)  # probability rows only
     if RESIDENT:
-        gaps = _gradient_step(x, c, inside, row_ok, y_rows, w_ptr, g_rows, m, lse, keep, eps, spread, coef_p,
-                              scale, LABELS, HAS_WEIGHT, WANT_GRAD, SMOOTH)
+        terms = _gradient_step(x, c, inside, row_ok, y_rows, w_ptr, g_rows, m, lse, keep, eps, spread, coef_p,
+                               scale, LABELS, HAS_WEIGHT, WANT_GRAD, SMOOTH)
+        if not LABELS:
+            gaps = terms
     else:
-        gaps = tl.zeros((ROWS, BLOCK), acc)
         n_steps = tl.cdiv(n_classes, BLOCK)
         for step in range(0, n_steps):
             c = ((n_steps - 1 - step) if REVERSE else step) * BLOCK + cols
             inside = c < n_classes
             x = tl.load(f_rows + c[None, :], mask=inside[None, :], other=0.0).to(acc)
-            gaps += _gradient_step(x, c, inside, row_ok, y_rows, w_ptr, g_rows, m, lse, keep, eps, spread, coef_p,
+            terms = _gradient_step(x, c, inside, row_ok, y_rows, w_ptr, g_rows, m, lse, keep, eps, spread, coef_p,
                                    scale, LABELS, HAS_WEIGHT, WANT_GRAD, SMOOTH)
+            if not LABELS:
+                gaps += terms
     if LABELS:  # sum_c a_c (m - f_c) = keep (eps / K sum_c w_c (m - f_c) + (1 - eps) w_y (m - f_y))
         a_gap = keep * (spread * gap + (1.0 - eps) * w_label * (m - x_label))
         if WANT_GRAD:
             _label_term(g_ptr, g_stride, rows, row_ok, label, valid, x_label, w_label, lse, keep, eps, spread,
-                        coef_p, scale, HAS_WEIGHT)
+                        coef_p, scale)
     else:
         a_gap = tl.sum(gaps, axis=1)
 
